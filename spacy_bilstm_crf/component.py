@@ -1,0 +1,330 @@
+"""The `bilstm_crf_ner` pipeline component: a drop-in for spaCy's `ner`."""
+from itertools import islice
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+import warnings
+
+import numpy
+import torch
+from spacy.attrs import ENT_IOB, ENT_TYPE, IS_SPACE, ORTH
+from spacy.language import Language
+from spacy.pipeline import TrainablePipe
+from spacy.pipeline.ner import ner_score
+from spacy.tokens import Doc, Span
+from spacy.training import Example, validate_examples, validate_get_examples
+from spacy.vocab import Vocab
+from thinc.api import Config, Model, set_dropout_rate
+from thinc.types import Floats2d, Ints1d
+
+from .errors import Errors, Warnings
+from .models import crf
+from .models.packing import pack_index, packed, unpacked
+from .models.tagger import resize_output, sequence_lengths
+from .tags import (
+    IOB_B, IOB_I, MISSING, NO_LABEL, UNKNOWN_LABEL, allowed_transitions, check_scheme,
+    iob_to_tag_ids, n_tags, split_entities_at, tag_ids_to_spans, tag_names,
+)
+
+DEFAULT_BILSTM_CRF_MODEL_CONFIG = """
+[model]
+@architectures = "spacy_bilstm_crf.BiLSTMCRF.v1"
+hidden_width = 100
+depth = 1
+dropout = 0.5
+use_crf = true
+max_length = 512
+
+[model.tok2vec]
+@architectures = "spacy_bilstm_crf.CharWordEmbed.v1"
+word_width = 100
+word_rows = 20000
+word_attr = "NORM"
+shape_width = 16
+shape_rows = 1000
+include_static_vectors = false
+fine_tune_vectors = false
+dropout = 0.5
+
+[model.tok2vec.char_encoder]
+@architectures = "spacy_bilstm_crf.CharLSTM.v1"
+char_width = 25
+hidden_width = 25
+rows = 4096
+max_length = 32
+"""
+DEFAULT_BILSTM_CRF_MODEL = Config().from_str(DEFAULT_BILSTM_CRF_MODEL_CONFIG)["model"]
+
+
+@Language.factory(
+    "bilstm_crf_ner",
+    assigns=["doc.ents", "token.ent_iob", "token.ent_type"],
+    default_config={
+        "model": DEFAULT_BILSTM_CRF_MODEL,
+        "scheme": "BILUO",
+        "scorer": {"@scorers": "spacy.ner_scorer.v1"},
+    },
+    default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
+)
+def make_bilstm_crf_ner(
+    nlp: Language, name: str, model: Model[List[Doc], List[Floats2d]], scheme: str, scorer: Optional[Callable]
+) -> "BiLSTMCRFNER":
+    """Create a BiLSTM-CRF named entity recognizer.
+
+    model (Model[List[Doc], List[Floats2d]]): Emission scores per token, with
+        the CRF's parameters under the ref "crf" (spacy_bilstm_crf.BiLSTMCRF.v1).
+    scheme (str): Tag scheme: "BILUO" (default) or "BIO".
+    scorer (Optional[Callable]): The scoring method; spaCy's ner scorer.
+    """
+    return BiLSTMCRFNER(nlp.vocab, model, name, scheme=scheme, scorer=scorer)
+
+
+class BiLSTMCRFNER(TrainablePipe):
+    """Named entities from a BiLSTM-CRF: sets doc.ents, keeping the entities
+    already on the doc and never labelling blocked tokens."""
+
+    def __init__(
+        self, vocab: Vocab, model: Model, name: str = "bilstm_crf_ner", *,
+        scheme: str = "BILUO", scorer: Optional[Callable] = ner_score,
+    ) -> None:
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.cfg: Dict = {"labels": [], "scheme": check_scheme(scheme)}
+        self.scorer = scorer
+
+    @property
+    def labels(self) -> Tuple[str, ...]:
+        return tuple(self.cfg["labels"])
+
+    @property
+    def label_data(self) -> Tuple[str, ...]:
+        return self.labels
+
+    @property
+    def scheme(self) -> str:
+        return self.cfg["scheme"]
+
+    @property
+    def tags(self) -> List[str]:
+        return tag_names(self.labels, self.scheme)
+
+    @property
+    def is_initialized(self) -> bool:
+        return self.model.get_ref("output").has_param("W")
+
+    def add_label(self, label: str) -> int:
+        if not isinstance(label, str) or not label.strip() or label != "".join(label.split()) or label in ("O", "-"):
+            raise ValueError(Errors.E002.format(label=label))
+        if label in self.cfg["labels"]:
+            return 0
+        self.cfg["labels"].append(label)
+        self.vocab.strings.add(label)
+        if self.is_initialized:
+            resize_output(self.model, n_tags(len(self.labels), self.scheme))
+        return 1
+
+    def initialize(
+        self, get_examples: Callable[[], Iterable[Example]], *,
+        nlp: Optional[Language] = None, labels: Optional[Sequence[str]] = None,
+    ) -> None:
+        """Infer the labels (sorted) from the examples' entities unless given,
+        and size the model from a sample of the examples."""
+        validate_get_examples(get_examples, "BiLSTMCRFNER.initialize")
+        if labels is None:
+            labels = sorted({ent.label_ for eg in get_examples() for ent in eg.reference.ents})
+        for label in labels:
+            self.add_label(label)
+        if not self.labels:
+            warnings.warn(Warnings.W001.format(name=self.name))
+        sample = [eg.predicted for eg in islice(get_examples(), 10) if len(eg.predicted)]
+        if not sample:
+            sample = [Doc(self.vocab, words=["x"])]
+        self.model.set_dim("nO", n_tags(len(self.labels), self.scheme), force=True)
+        self.model.initialize(X=sample)
+
+    def predict(self, docs: Iterable[Doc]) -> List[Ints1d]:
+        """The best tag ids of each doc, decoded under the tag scheme's
+        constraints and around the entities already on the doc."""
+        docs = list(docs)
+        if not self.is_initialized:
+            raise ValueError(Errors.E004.format(name=self.name))
+        self._add_labels_of(docs)
+        if not any(len(doc) for doc in docs):
+            return [numpy.zeros((len(doc),), dtype=numpy.int64) for doc in docs]
+        scores = self.model.predict(docs)
+        with torch.inference_mode():
+            return self._decode(docs, scores)
+
+    def set_annotations(self, docs: Iterable[Doc], tag_ids: List[Ints1d]) -> None:
+        labels = self.labels
+        for doc, ids in zip(docs, tag_ids):
+            iob = doc.to_array(ENT_IOB).astype(numpy.int64)
+            preset = (iob == IOB_B) | (iob == IOB_I)  # entities and blocked tokens
+            ents = []
+            taken = preset.copy()
+            for start, end, label in tag_ids_to_spans(ids, self.scheme):
+                if not preset[start:end].any():
+                    ents.append(Span(doc, start, end, label=labels[label]))
+                    taken[start:end] = True
+            doc.set_ents(ents, outside=_runs(doc, ~taken), default="unmodified")
+
+    def update(
+        self, examples: Iterable[Example], *, drop: float = 0.0,
+        sgd: Optional[Callable] = None, losses: Optional[Dict[str, float]] = None,
+    ) -> Dict[str, float]:
+        if losses is None:
+            losses = {}
+        losses.setdefault(self.name, 0.0)
+        examples = list(examples)
+        validate_examples(examples, "BiLSTMCRFNER.update")
+        if not any(len(eg.predicted) for eg in examples):
+            return losses
+        self._add_labels_of([eg.reference for eg in examples])
+        set_dropout_rate(self.model, drop)
+        scores, backprop = self.model.begin_update([eg.predicted for eg in examples])
+        loss, d_scores, d_crf = self._loss(examples, scores)
+        backprop(d_scores)
+        crf_layer = self.model.get_ref("crf")
+        for name, grad in d_crf.items():
+            crf_layer.inc_grad(name, grad)
+        if sgd is not None:
+            self.finish_update(sgd)
+        losses[self.name] += loss
+        return losses
+
+    def get_loss(self, examples: Iterable[Example], scores: List[Floats2d]) -> Tuple[float, List[Floats2d]]:
+        """The CRF's negative log-likelihood of the gold tags (summed over the
+        tag sequences consistent with them where annotation is missing), per
+        token, and its gradient with respect to the scores."""
+        examples = list(examples)
+        validate_examples(examples, "BiLSTMCRFNER.get_loss")
+        loss, d_scores, _ = self._loss(examples, scores)
+        return loss, d_scores
+
+    # internals -------------------------------------------------------------
+
+    def _add_labels_of(self, docs: Iterable[Doc]) -> None:
+        known = set(self.cfg["labels"])
+        for label in sorted({ent.label_ for doc in docs for ent in doc.ents} - known):
+            self.add_label(label)
+
+    def _transition_scores(self) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Leaf tensors of the CRF parameters (zeros without a CRF)."""
+        layer = self.model.get_ref("crf")
+        use_crf = self.model.attrs["use_crf"]
+        return tuple(
+            torch.from_numpy(self.model.ops.to_numpy(layer.get_param(name))).requires_grad_(use_crf)
+            if use_crf else torch.zeros(layer.get_param(name).shape)
+            for name in ("transitions", "start", "end")
+        )
+
+    def _constrained(self, transitions, start, end):
+        allowed = (torch.from_numpy(m) for m in allowed_transitions(len(self.labels), self.scheme))
+        return tuple(crf.constrain(x, ok) for x, ok in zip((transitions, start, end), allowed))
+
+    def _emissions(self, scores: List[Floats2d], requires_grad: bool) -> torch.Tensor:
+        flat = torch.from_numpy(numpy.ascontiguousarray(self.model.ops.to_numpy(self.model.ops.flatten(scores))))
+        flat = flat.requires_grad_(requires_grad)
+        return flat
+
+    def _decode(self, docs: List[Doc], scores: List[Floats2d]) -> List[Ints1d]:
+        lengths = sequence_lengths(docs, self.model.attrs["max_length"])
+        flat = self._emissions(scores, requires_grad=False)
+        if not self.model.attrs["use_crf"]:
+            flat = torch.log_softmax(flat, dim=1)
+        flat = crf.constrain(flat, self._forced(docs, lengths))
+        pack = pack_index(lengths)
+        tags, _ = crf.viterbi(packed(flat, pack), *self._constrained(*self._transition_scores()))
+        tags = unpacked(tags, pack).numpy()
+        return numpy.split(tags, numpy.cumsum([len(doc) for doc in docs])[:-1])
+
+    def _forced(self, docs: List[Doc], lengths: numpy.ndarray) -> Optional[torch.Tensor]:
+        """Which tags each token may take, or None when all may: entities on
+        the doc keep their tags, blocked tokens stay O, and no entity starts on
+        a whitespace token (as in spaCy's ner)."""
+        arrays = [doc.to_array([ENT_IOB, ENT_TYPE, IS_SPACE]).astype(numpy.uint64) for doc in docs if len(doc)]
+        iob, types, space = numpy.concatenate(arrays).T
+        preset = (iob == IOB_B) | (iob == IOB_I)
+        if not preset.any() and not space.any():
+            return None
+        ids = iob_to_tag_ids(iob, self._label_index(types), self.scheme)
+        ids = numpy.where(preset, ids, MISSING)
+        ids = split_entities_at(ids, numpy.cumsum(lengths) - lengths, self.scheme)
+        allowed = _one_hot(ids, n_tags(len(self.labels), self.scheme))
+        starts_entity = numpy.isin(numpy.array([t[:1] for t in self.tags]), ["B", "U"])
+        allowed[(space == 1) & ~preset] &= ~starts_entity
+        return torch.from_numpy(allowed)
+
+    def _label_index(self, types: numpy.ndarray) -> numpy.ndarray:
+        """Label index per token: NO_LABEL for no type, UNKNOWN_LABEL for types
+        that are not labels of this component."""
+        index = {self.vocab.strings[label]: i for i, label in enumerate(self.labels)}
+        uniq, inverse = numpy.unique(types, return_inverse=True)
+        mapped = numpy.array([NO_LABEL if t == 0 else index.get(int(t), UNKNOWN_LABEL) for t in uniq])
+        return mapped[inverse.reshape(-1)] if len(uniq) else numpy.zeros((0,), dtype=numpy.int64)
+
+    def _gold(self, examples: List[Example]) -> numpy.ndarray:
+        """Gold tag ids of every token of the predicted docs, MISSING where
+        the annotation is missing or does not align."""
+        tag_of = {name: i for i, name in enumerate(self.tags)}
+        if self.scheme == "BIO":
+            tag_of.update({f"L-{label}": tag_of[f"I-{label}"] for label in self.labels})
+            tag_of.update({f"U-{label}": tag_of[f"B-{label}"] for label in self.labels})
+        golds = []
+        for eg in examples:
+            x, y = eg.predicted, eg.reference
+            if len(x) == len(y) and (x.to_array(ORTH) == y.to_array(ORTH)).all():
+                iob, types, space = y.to_array([ENT_IOB, ENT_TYPE, IS_SPACE]).astype(numpy.uint64).T
+                ids = iob_to_tag_ids(iob, self._label_index(types), self.scheme)
+                if y.has_annotation("ENT_IOB"):  # as Example.get_aligned_ner: spaces are O
+                    ids[(ids == MISSING) & (iob == 0) & (space == 1)] = 0
+            else:
+                ids = numpy.array([tag_of.get(t, MISSING) for t in eg.get_aligned_ner()], dtype=numpy.int64)
+            golds.append(ids)
+        return numpy.concatenate(golds) if golds else numpy.zeros((0,), dtype=numpy.int64)
+
+    def _loss(self, examples: List[Example], scores: List[Floats2d]):
+        docs = [eg.predicted for eg in examples]
+        lengths = sequence_lengths(docs, self.model.attrs["max_length"])
+        d_zero = [self.model.ops.alloc2f(*s.shape) for s in scores]
+        if not len(lengths):
+            return 0.0, d_zero, {}
+        n_tags_ = n_tags(len(self.labels), self.scheme)
+        gold = split_entities_at(self._gold(examples), numpy.cumsum(lengths) - lengths, self.scheme)
+        gold_allowed = torch.from_numpy(_one_hot(gold, n_tags_))
+        flat = self._emissions(scores, requires_grad=True)
+        pack = pack_index(lengths)
+        params = self._transition_scores()
+        if self.model.attrs["use_crf"]:
+            trans = self._constrained(*params)
+            log_z = crf.log_partition(packed(flat, pack), *trans)
+            log_z_gold = crf.log_partition(packed(crf.constrain(flat, gold_allowed), pack), *trans)
+            total = (log_z - log_z_gold).sum()
+        else:
+            log_p = torch.log_softmax(flat, dim=1)
+            total = -torch.logsumexp(crf.constrain(log_p, gold_allowed), dim=1).sum()
+        loss = total / len(flat)
+        if not torch.isfinite(loss):
+            raise ValueError(Errors.E003.format(name=self.name, loss=float(loss)))
+        loss.backward()
+        d_flat = self.model.ops.asarray2f(flat.grad.numpy())
+        d_scores = self.model.ops.unflatten(d_flat, [len(doc) for doc in docs])
+        d_crf = {}
+        if self.model.attrs["use_crf"]:
+            names = ("transitions", "start", "end")
+            d_crf = {n: self.model.ops.asarray(p.grad.numpy()) for n, p in zip(names, params)}
+        return loss.item(), d_scores, d_crf
+
+
+def _one_hot(ids: numpy.ndarray, n: int) -> numpy.ndarray:
+    """(tokens, n) bool: the tag each token must take; all True where MISSING."""
+    allowed = numpy.zeros((len(ids), n), dtype=bool)
+    known = ids != MISSING
+    allowed[numpy.flatnonzero(known), ids[known]] = True
+    allowed[~known] = True
+    return allowed
+
+
+def _runs(doc: Doc, mask: numpy.ndarray) -> List[Span]:
+    """The maximal spans of consecutive tokens where mask is True."""
+    edges = numpy.diff(numpy.concatenate([[0], mask.astype(numpy.int8), [0]]))
+    return [Span(doc, int(s), int(e)) for s, e in zip(numpy.flatnonzero(edges == 1), numpy.flatnonzero(edges == -1))]

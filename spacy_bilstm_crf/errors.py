@@ -1,0 +1,28 @@
+"""Error and warning messages, with codes, in spaCy's style."""
+from spacy.errors import ErrorsWithCodes
+
+
+class Warnings(metaclass=ErrorsWithCodes):
+    W001 = ("The {name} component was initialized with no entity labels: it will "
+            "predict no entities. Pass training examples with entities, or call "
+            "`add_label` before `nlp.initialize()`.")
+    W002 = ("{count} gold entit{ies} in this batch carry labels the {name} component "
+            "does not know ({labels}); their tokens are treated as unannotated. Add "
+            "the labels before `nlp.initialize()` (e.g. with `spacy init labels`).")
+
+
+class Errors(metaclass=ErrorsWithCodes):
+    E001 = "Unknown tag scheme '{scheme}'. Use one of: {schemes}."
+    E002 = ("Invalid entity label {label!r}: a label must be a non-empty string "
+            "without whitespace, and not 'O' or '-' (those mean outside and missing).")
+    E003 = ("The {name} component's loss is {loss} at this update: training has "
+            "diverged. Lower the learning rate or set `[training.optimizer] grad_clip`.")
+    E004 = ("The {name} component's model has not been initialized. Call "
+            "`nlp.initialize()` (or train the pipeline) before using it.")
+    E005 = ("Static vectors were requested (`include_static_vectors = true`) but the "
+            "vocab has no vectors. Set `[initialize] vectors` in the config to a "
+            "pipeline or directory with vectors (e.g. built with `spacy init vectors`), "
+            "or set `include_static_vectors = false`.")
+    E006 = ("The vectors of this vocab are in '{mode}' mode; only 'default' vectors "
+            "can be used by spacy_bilstm_crf.PretrainedVectors.")
+    E007 = "Cannot shrink the {name} component's output from {old} to {new} tags."

@@ -1,0 +1,105 @@
+"""A linear-chain CRF on packed sequences: plain tensors, no spaCy.
+
+Emission scores come as a `PackedSequence` of shape (tokens, tags) (see
+`packing.py`); the CRF's parameters are a (tags, tags) matrix of transition
+scores ``transitions[prev, next]`` and (tags,) vectors ``start`` and ``end``.
+Forbidden transitions and tags are expressed by setting their scores to
+`NEG` (see `constrain`), which keeps every quantity finite and differentiable.
+
+Every function is batched: the only Python loop is over time steps. Results per
+sequence come back in the sequences' original order.
+"""
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor
+from torch.nn.utils.rnn import PackedSequence
+
+NEG = -10000.0  # the score of anything forbidden: exp(NEG) == 0 in float32
+
+
+def constrain(scores: Tensor, allowed: Optional[Tensor]) -> Tensor:
+    """Scores where `allowed` is False become NEG (None allows everything)."""
+    if allowed is None:
+        return scores
+    return scores.masked_fill(~allowed, NEG)
+
+
+def _steps(emissions: PackedSequence):
+    """Yield (running sequences, emissions of the step) for steps 1..T-1."""
+    sizes = emissions.batch_sizes.tolist()
+    offset = sizes[0]
+    for n in sizes[1:]:
+        yield n, emissions.data[offset : offset + n]  # shape: (n, tags)
+        offset += n
+
+
+def _by_sequence(values: Tensor, emissions: PackedSequence) -> Tensor:
+    """Per-sequence values from sorted order back to the original order."""
+    if emissions.unsorted_indices is None:
+        return values
+    return values.index_select(0, emissions.unsorted_indices)
+
+
+def log_partition(
+    emissions: PackedSequence, transitions: Tensor, start: Tensor, end: Tensor
+) -> Tensor:
+    """log Z: the log-sum-exp of the scores of all tag sequences, per sequence.
+
+    Returns shape (sequences,). With emissions constrained to the tags a gold
+    annotation allows (one tag per token, or several where the annotation is
+    missing), this is the log-sum over the paths consistent with the gold, and
+    ``log_partition(all) - log_partition(gold)`` is the negative log-likelihood.
+    """
+    n0 = int(emissions.batch_sizes[0])
+    alpha = start + emissions.data[:n0]  # shape: (batch, tags)
+    for n, emit in _steps(emissions):
+        scores = alpha[:n].unsqueeze(2) + transitions  # shape: (n, prev, next)
+        alpha = torch.cat([torch.logsumexp(scores, dim=1) + emit, alpha[n:]])
+    log_z = torch.logsumexp(alpha + end, dim=1)  # shape: (batch,)
+    return _by_sequence(log_z, emissions)
+
+
+def viterbi(
+    emissions: PackedSequence, transitions: Tensor, start: Tensor, end: Tensor
+) -> Tuple[Tensor, Tensor]:
+    """The best tag sequence of every sequence.
+
+    Returns (tags, scores): tags of shape (tokens,) in the packed order of
+    `emissions.data`, and the best path's score per sequence.
+    """
+    n0 = int(emissions.batch_sizes[0])
+    score = start + emissions.data[:n0]  # shape: (batch, tags)
+    history = []
+    for n, emit in _steps(emissions):
+        best, prev = (score[:n].unsqueeze(2) + transitions).max(dim=1)  # shape: (n, tags)
+        history.append(prev)
+        score = torch.cat([best + emit, score[n:]])
+    score = score + end
+    best_score, cur = score.max(dim=1)  # shape: (batch,)
+    sizes = emissions.batch_sizes.tolist()
+    tags = torch.empty(emissions.data.shape[0], dtype=torch.long, device=cur.device)
+    offset = emissions.data.shape[0]
+    for t in range(len(sizes) - 1, -1, -1):
+        n = sizes[t]
+        offset -= n
+        tags[offset : offset + n] = cur[:n]
+        if t > 0:
+            cur[:n] = history[t - 1].gather(1, cur[:n, None]).squeeze(1)
+    return tags, _by_sequence(best_score, emissions)
+
+
+def marginals(
+    emissions: PackedSequence, transitions: Tensor, start: Tensor, end: Tensor
+) -> Tensor:
+    """p(tag at token) for every token, shape (tokens, tags) in packed order.
+
+    The gradient of log Z with respect to the emissions is exactly the matrix of
+    marginal probabilities (the forward-backward identity).
+    """
+    with torch.enable_grad():
+        data = emissions.data.detach().requires_grad_(True)
+        seq = PackedSequence(data, emissions.batch_sizes, emissions.sorted_indices, emissions.unsorted_indices)
+        log_z = log_partition(seq, transitions.detach(), start.detach(), end.detach())
+        (grad,) = torch.autograd.grad(log_z.sum(), data)
+    return grad

@@ -1,0 +1,131 @@
+"""Token features: Model[List[Doc], List[Floats2d]] layers that embed each token
+from its word, its shape, its characters and optional pretrained vectors."""
+from typing import Callable, List, Optional, Tuple, Union
+
+import numpy
+from spacy.attrs import intify_attr
+from spacy.ml.featureextractor import FeatureExtractor
+from spacy.tokens import Doc
+from spacy.util import registry
+from thinc.api import Dropout, HashEmbed, Model, chain, concatenate, list2ragged, ragged2list, with_array
+from thinc.types import Floats2d
+
+from ..errors import Errors
+
+
+@registry.architectures("spacy_bilstm_crf.CharWordEmbed.v1")
+def build_char_word_embed_v1(
+    char_encoder: Optional[Model[List[Doc], List[Floats2d]]],
+    word_width: int = 100,
+    word_rows: int = 20000,
+    word_attr: str = "NORM",
+    shape_width: int = 16,
+    shape_rows: int = 1000,
+    include_static_vectors: bool = False,
+    fine_tune_vectors: bool = False,
+    dropout: float = 0.5,
+) -> Model[List[Doc], List[Floats2d]]:
+    """The classic BiLSTM-CRF token representation: a trained word embedding,
+    joined with a character encoding, a word-shape embedding (capitalization,
+    digits, punctuation, which lowercased vectors lose) and, optionally,
+    pretrained static vectors from nlp.vocab.vectors. Dropout is applied once,
+    to the joined vector (Lample et al. 2016).
+
+    char_encoder (Optional[Model]): A character encoder, e.g.
+        spacy_bilstm_crf.CharLSTM.v1 or spacy_bilstm_crf.CharCNN.v1; None for none.
+    word_width (int): Width of the trained word embedding.
+    word_rows (int): Rows of the word embedding table (hashed, spaCy's HashEmbed).
+    word_attr (str): Token attribute to embed: "NORM", "LOWER" or "ORTH".
+    shape_width (int): Width of the word-shape embedding; 0 disables it.
+    shape_rows (int): Rows of the word-shape embedding table.
+    include_static_vectors (bool): Join the vectors of nlp.vocab.vectors, set by
+        `[initialize] vectors`.
+    fine_tune_vectors (bool): Update the static vectors in training (a copy is
+        kept in the model); otherwise they stay frozen.
+    dropout (float): Dropout rate on the joined vector.
+    """
+    columns = [word_attr] + (["SHAPE"] if shape_width else [])
+    tables = [_hash_embed(word_width, word_rows, column=0, seed=7)]
+    if shape_width:
+        tables.append(_hash_embed(shape_width, shape_rows, column=1, seed=8))
+    words = chain(FeatureExtractor(columns), list2ragged(), with_array(concatenate(*tables)), ragged2list())
+    parts = [words]
+    if char_encoder is not None:
+        parts.append(char_encoder)
+    if include_static_vectors:
+        parts.append(build_pretrained_vectors_v1(fine_tune=fine_tune_vectors))
+    model = chain(concatenate(*parts), Dropout(dropout))
+    model.set_ref("words", words)
+    return model
+
+
+def _hash_embed(width: int, rows: int, column: int, seed: int) -> Model:
+    embed = HashEmbed(width, rows, column=column, seed=seed)
+    # dropout is applied once, after concatenation; keep spaCy's
+    # set_dropout_rate from also dropping embedding columns here
+    for node in embed.walk():
+        node.attrs.pop("dropout_rate", None)
+    return embed
+
+
+@registry.architectures("spacy_bilstm_crf.PretrainedVectors.v1")
+def build_pretrained_vectors_v1(
+    fine_tune: bool = False, attr: Optional[str] = None
+) -> Model[List[Doc], List[Floats2d]]:
+    """The rows of nlp.vocab.vectors for each token, zeros for words without a
+    vector. Frozen, the table is read from the vocab (saved once, with it);
+    fine-tuned, it is copied into the model at initialization and trained.
+
+    fine_tune (bool): Whether training updates the vectors.
+    attr (Optional[str]): Token attribute to look vectors up by; by default the
+        vectors' own (`spacy init vectors --attr`, e.g. LOWER for GloVe).
+    """
+    return Model(
+        "pretrained_vectors",
+        _vectors_forward,
+        init=_vectors_init,
+        params={"E": None} if fine_tune else {},
+        dims={"nO": None},
+        attrs={"fine_tune": fine_tune, "attr": attr},
+    )
+
+
+def _table(docs_or_vocab) -> "numpy.ndarray":
+    vectors = docs_or_vocab.vectors
+    if vectors.mode != "default":
+        raise ValueError(Errors.E006.format(mode=vectors.mode))
+    if vectors.shape[0] == 0 or vectors.shape[1] == 0:
+        raise ValueError(Errors.E005)
+    return vectors
+
+
+def _vectors_init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> None:
+    if not X:
+        return
+    vectors = _table(X[0].vocab)
+    model.set_dim("nO", vectors.shape[1])
+    if model.attrs["fine_tune"]:
+        model.set_param("E", model.ops.asarray2f(vectors.data, dtype="float32").copy())
+
+
+def _vectors_forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[Floats2d], Callable]:
+    if not docs:
+        return [], lambda dY: []
+    vectors = _table(docs[0].vocab)
+    attr = intify_attr(model.attrs["attr"] or vectors.attr)
+    keys = numpy.concatenate([doc.to_array(attr) for doc in docs]).astype("uint64")
+    rows = vectors.find(keys=keys)
+    rows = model.ops.asarray1i(numpy.asarray(rows, dtype="int32"))
+    known = (rows >= 0)[:, None]
+    table = model.get_param("E") if model.attrs["fine_tune"] else model.ops.asarray2f(vectors.data)
+    flat = table[model.ops.xp.maximum(rows, 0)] * known
+    lengths = [len(doc) for doc in docs]
+
+    def backprop(dY: List[Floats2d]) -> List:
+        if model.attrs["fine_tune"]:
+            dE = model.ops.alloc2f(*table.shape)
+            model.ops.scatter_add(dE, rows[known[:, 0]], model.ops.flatten(dY)[known[:, 0]])
+            model.inc_grad("E", dE)
+        return []
+
+    return model.ops.unflatten(flat, lengths), backprop

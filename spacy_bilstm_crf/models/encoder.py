@@ -1,0 +1,58 @@
+"""Thinc glue for the context BiLSTM: Model[Ragged, Ragged] over sequences."""
+from typing import Callable, Tuple, cast
+
+from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v3, torch2xp, xp2torch
+from thinc.types import Ragged
+
+from .packing import pack_index
+from .torch_modules import BiLSTM, deserialize, serialize
+
+
+def BiLSTMEncoder(hidden_width: int, depth: int, dropout: float) -> Model[Ragged, Ragged]:
+    """A BiLSTM over each sequence of a Ragged batch (one call per batch, packed,
+    no padding). Its input width is inferred at initialization."""
+    torch_model = PyTorchWrapper_v3(
+        BiLSTM(hidden_width, depth, dropout),
+        convert_inputs=_ragged_to_torch,
+        convert_outputs=_torch_to_ragged,
+        serialize_model=serialize,
+        deserialize_model=deserialize,
+    )
+    return Model(
+        "bilstm",
+        _forward,
+        init=_init,
+        layers=[torch_model],
+        dims={"nI": None, "nO": 2 * hidden_width},
+    )
+
+
+def _init(model: Model, X=None, Y=None) -> None:
+    if X is not None:
+        model.set_dim("nI", X.data.shape[1])
+    module = cast(BiLSTM, model.layers[0].shims[0]._model)
+    if module.lstm is None:
+        module.build(model.get_dim("nI"))
+
+
+def _forward(model: Model, X: Ragged, is_train: bool) -> Tuple[Ragged, Callable]:
+    return model.layers[0](X, is_train)
+
+
+def _ragged_to_torch(model: Model, X: Ragged, is_train: bool):
+    pack = pack_index(model.ops.to_numpy(X.lengths))
+    flat = xp2torch(X.data, requires_grad=is_train)
+
+    def backprop(d_inputs: ArgsKwargs) -> Ragged:
+        return Ragged(torch2xp(d_inputs.args[0]), X.lengths)
+
+    return ArgsKwargs(args=(flat, pack), kwargs={}), backprop
+
+
+def _torch_to_ragged(model: Model, X_Ytorch, is_train: bool):
+    X, Ytorch = X_Ytorch
+
+    def backprop(dY: Ragged) -> ArgsKwargs:
+        return ArgsKwargs(args=(Ytorch,), kwargs={"grad_tensors": xp2torch(dY.data)})
+
+    return Ragged(torch2xp(Ytorch), X.lengths), backprop

@@ -1,0 +1,155 @@
+"""The CRF against brute force: every quantity is recomputed by enumerating all
+K**T tag sequences of small random problems."""
+import itertools
+
+import numpy
+import pytest
+import torch
+
+from spacy_bilstm_crf.models.crf import NEG, constrain, log_partition, marginals, viterbi
+from spacy_bilstm_crf.models.packing import pack_index, packed, unpacked
+from spacy_bilstm_crf.tags import allowed_transitions, is_valid, n_tags
+
+
+def random_problem(seed, lengths, k, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    flat = torch.randn(sum(lengths), k, generator=g, dtype=dtype)
+    trans = torch.randn(k, k, generator=g, dtype=dtype)
+    start = torch.randn(k, generator=g, dtype=dtype)
+    end = torch.randn(k, generator=g, dtype=dtype)
+    return flat, trans, start, end
+
+
+def path_score(em, path, trans, start, end):
+    s = start[path[0]] + end[path[-1]] + sum(em[t, y] for t, y in enumerate(path))
+    return s + sum(trans[a, b] for a, b in zip(path, path[1:]))
+
+
+def brute_force(em, trans, start, end, allowed_paths=None):
+    """(log Z, best path, best score, marginals) by enumeration."""
+    T, K = em.shape
+    paths = list(itertools.product(range(K), repeat=T))
+    if allowed_paths is not None:
+        paths = [p for p in paths if allowed_paths(p)]
+    scores = torch.stack([path_score(em, p, trans, start, end) for p in paths])
+    log_z = torch.logsumexp(scores, 0)
+    probs = torch.exp(scores - log_z)
+    marg = torch.zeros(T, K, dtype=em.dtype)
+    for p, pr in zip(paths, probs):
+        marg[torch.arange(T), torch.tensor(p)] += pr
+    best = int(scores.argmax())
+    return log_z, list(paths[best]), scores[best], marg
+
+
+def split(flat, lengths):
+    return list(torch.split(flat, lengths))
+
+
+CASES = [([1], 3), ([3], 2), ([4, 2, 3], 3), ([2, 5, 1, 5], 2), ([3, 3], 4)]
+
+
+@pytest.mark.parametrize("lengths,k", CASES)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_log_partition_viterbi_marginals_match_brute_force(lengths, k, seed):
+    flat, trans, start, end = random_problem(seed, lengths, k)
+    pack = pack_index(lengths)
+    seq = packed(flat, pack)
+    log_z = log_partition(seq, trans, start, end)
+    tags, best = viterbi(seq, trans, start, end)
+    tags = unpacked(tags, pack)
+    marg = unpacked(marginals(seq, trans, start, end), pack)
+    offset = 0
+    for i, (em, n) in enumerate(zip(split(flat, lengths), lengths)):
+        bz, bpath, bscore, bmarg = brute_force(em, trans, start, end)
+        assert log_z[i].item() == pytest.approx(bz.item(), abs=1e-9)
+        assert tags[offset : offset + n].tolist() == bpath
+        assert best[i].item() == pytest.approx(bscore.item(), abs=1e-9)
+        assert torch.allclose(marg[offset : offset + n], bmarg, atol=1e-9)
+        offset += n
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_gold_score_and_partial_labels(seed):
+    """Constraining emissions to the gold tags gives the gold path score; with
+    some tokens unobserved it gives the log-sum over the consistent paths."""
+    lengths, k = [4, 3], 3
+    flat, trans, start, end = random_problem(seed, lengths, k)
+    g = torch.Generator().manual_seed(100 + seed)
+    gold = torch.randint(0, k, (sum(lengths),), generator=g)
+    observed = torch.rand(sum(lengths), generator=g) < 0.5
+    pack = pack_index(lengths)
+    full = torch.nn.functional.one_hot(gold, k).bool()
+    partial = full | ~observed[:, None]
+    z_gold = log_partition(packed(constrain(flat, full), pack), trans, start, end)
+    z_part = log_partition(packed(constrain(flat, partial), pack), trans, start, end)
+    offset = 0
+    for i, (em, n) in enumerate(zip(split(flat, lengths), lengths)):
+        g_path = gold[offset : offset + n].tolist()
+        obs = observed[offset : offset + n].tolist()
+        assert z_gold[i].item() == pytest.approx(path_score(em, g_path, trans, start, end).item(), abs=1e-9)
+        consistent = lambda p: all(not o or y == gy for y, gy, o in zip(p, g_path, obs))
+        bz = brute_force(em, trans, start, end, allowed_paths=consistent)[0]
+        assert z_part[i].item() == pytest.approx(bz.item(), abs=1e-9)
+        offset += n
+
+
+def test_gradient_float64():
+    lengths, k = [3, 1, 2], 3
+    flat, trans, start, end = random_problem(7, lengths, k)
+    gold = torch.nn.functional.one_hot(torch.tensor([0, 2, 1, 1, 0, 2]), k).bool()
+    pack = pack_index(lengths)
+
+    def nll(flat, trans, start, end):
+        z = log_partition(packed(flat, pack), trans, start, end)
+        zg = log_partition(packed(constrain(flat, gold), pack), trans, start, end)
+        return (z - zg).sum()
+
+    inputs = tuple(x.clone().requires_grad_(True) for x in (flat, trans, start, end))
+    assert torch.autograd.gradcheck(nll, inputs)
+
+
+def test_marginals_are_probabilities():
+    flat, trans, start, end = random_problem(3, [6, 2], 5, dtype=torch.float32)
+    pack = pack_index([6, 2])
+    marg = marginals(packed(flat, pack), trans, start, end)
+    assert torch.allclose(marg.sum(1), torch.ones(8), atol=1e-5)
+    assert (marg >= 0).all()
+
+
+@pytest.mark.parametrize("scheme", ["BILUO", "BIO"])
+def test_constrained_viterbi_is_always_valid(scheme):
+    """Random emissions and transitions: with the scheme's constraints applied,
+    every decoded sequence is a valid tag sequence."""
+    n_labels = 3
+    k = n_tags(n_labels, scheme)
+    trans_ok, start_ok, end_ok = (torch.from_numpy(m) for m in allowed_transitions(n_labels, scheme))
+    g = torch.Generator().manual_seed(0)
+    lengths = [1, 2, 3, 5, 8, 13, 21, 34] * 4
+    for trial in range(20):
+        flat = torch.randn(sum(lengths), k, generator=g) * 5
+        trans = torch.randn(k, k, generator=g) * 5
+        start, end = torch.randn(k, generator=g) * 5, torch.randn(k, generator=g) * 5
+        pack = pack_index(lengths)
+        tags, _ = viterbi(
+            packed(flat, pack), constrain(trans, trans_ok), constrain(start, start_ok), constrain(end, end_ok)
+        )
+        tags = unpacked(tags, pack)
+        for seq in torch.split(tags, lengths):
+            assert is_valid(seq.tolist(), n_labels, scheme), seq.tolist()
+
+
+def test_neg_is_finite_and_dominant():
+    assert numpy.isfinite(NEG) and numpy.exp(numpy.float32(NEG)) == 0
+
+
+def test_pack_index_round_trip():
+    lengths = [3, 1, 4, 1, 5]
+    pack = pack_index(lengths)
+    assert pack.batch_sizes.tolist() == [5, 3, 3, 2, 1]
+    flat = torch.arange(sum(lengths))
+    seq = packed(flat, pack)
+    # step 0 holds the first token of every sequence, longest first
+    assert seq.data[:5].tolist() == [9, 4, 0, 3, 8]
+    assert unpacked(seq.data, pack).tolist() == flat.tolist()
+    with pytest.raises(ValueError):
+        pack_index([2, 0])
