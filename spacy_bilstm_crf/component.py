@@ -304,7 +304,7 @@ class BiLSTMCRFNER(TrainablePipe):
             total = -torch.logsumexp(crf.constrain(log_p, gold_allowed), dim=1).sum()
         loss = total / len(flat)
         if not torch.isfinite(loss):
-            raise ValueError(Errors.E003.format(name=self.name, loss=float(loss)))
+            raise ValueError(Errors.E003.format(name=self.name, loss=loss.item()))
         loss.backward()
         d_flat = self.model.ops.asarray2f(flat.grad.numpy())
         d_scores = self.model.ops.unflatten(d_flat, [len(doc) for doc in docs])

@@ -1,0 +1,435 @@
+"""The component as spaCy's own `ner` tests check it."""
+import random
+
+import numpy
+import pytest
+import spacy
+from spacy.language import Language
+from spacy.tokens import Doc, Span
+from spacy.training import Example
+from spacy.util import fix_random_seed
+from thinc.api import compounding
+
+from spacy_bilstm_crf.tags import is_valid, tag_names
+
+from .helpers import TRAIN_DATA, make_examples, read_conll
+
+
+def train(nlp, examples, n_iter=60, drop=0.3, seed=0, batch_size=2):
+    fix_random_seed(seed)
+    optimizer = nlp.initialize(get_examples=lambda: examples)
+    examples = list(examples)
+    losses = {}
+    for _ in range(n_iter):
+        random.shuffle(examples)
+        losses = {}
+        for batch in spacy.util.minibatch(examples, size=batch_size):
+            nlp.update(batch, sgd=optimizer, losses=losses, drop=drop)
+    return losses
+
+
+def ents(doc):
+    return [(e.start_char, e.end_char, e.label_) for e in doc.ents]
+
+
+@pytest.fixture(scope="module")
+def trained():
+    nlp = spacy.blank("en")
+    nlp.add_pipe("bilstm_crf_ner")
+    losses = train(nlp, make_examples(nlp))
+    return nlp, losses
+
+
+def test_overfitting_IO(trained, tmp_path):
+    nlp, losses = trained
+    assert losses["bilstm_crf_ner"] < 0.05
+    for text, gold in TRAIN_DATA:
+        assert ents(nlp(text)) == gold
+    # the same entities from disk, from bytes, and in batches
+    texts = [text for text, _ in TRAIN_DATA] + ["Shaka Khan is in London.", ""]
+    expected = [ents(nlp(t)) for t in texts]
+    nlp.to_disk(tmp_path)
+    nlp2 = spacy.load(tmp_path)
+    assert [ents(d) for d in nlp2.pipe(texts)] == expected
+    nlp3 = spacy.blank("en")
+    nlp3.add_pipe("bilstm_crf_ner")
+    nlp3.from_bytes(nlp.to_bytes())
+    assert [ents(d) for d in nlp3.pipe(texts, batch_size=2)] == expected
+    assert [ents(d) for d in nlp.pipe(texts, batch_size=1000)] == expected
+    # emission scores do not depend on the batch a doc comes in
+    ner = nlp.get_pipe("bilstm_crf_ner")
+    docs = [nlp.make_doc(t) for t in texts if t]
+    together = ner.model.predict(docs)
+    for doc, scores in zip(docs, together):
+        numpy.testing.assert_allclose(ner.model.predict([doc])[0], scores, rtol=1e-4, atol=1e-5)
+
+
+def test_labels_and_scoring(trained):
+    nlp, _ = trained
+    ner = nlp.get_pipe("bilstm_crf_ner")
+    assert ner.labels == ("LOC", "ORG", "PERSON")  # sorted, from the data
+    assert ner.label_data == ner.labels
+    scores = nlp.evaluate(make_examples(nlp))
+    assert scores["ents_f"] == 1.0 and scores["ents_p"] == 1.0 and scores["ents_r"] == 1.0
+    assert set(scores["ents_per_type"]) == {"LOC", "ORG", "PERSON"}
+
+
+def test_nlp_pipe_n_process(trained):
+    nlp, _ = trained
+    texts = [t for t, _ in TRAIN_DATA] * 3
+    expected = [ents(nlp(t)) for t in texts]
+    assert [ents(d) for d in nlp.pipe(texts, n_process=2, batch_size=3)] == expected
+
+
+def test_untrained_predicts_no_entities():
+    nlp = spacy.blank("en")
+    ner = nlp.add_pipe("bilstm_crf_ner")
+    ner.add_label("MY_LABEL")
+    nlp.initialize()
+    for text in ["John is watching the news about Croatia's elections", "I live in New York", "x"]:
+        doc = nlp(text)
+        assert [t.ent_iob_ for t in doc] == ["O"] * len(doc)
+
+
+def test_no_label_warns_and_predicts_nothing():
+    nlp = spacy.blank("en")
+    nlp.add_pipe("bilstm_crf_ner")
+    with pytest.warns(UserWarning, match="no entity labels"):
+        nlp.initialize()
+    doc = nlp("I live in New York")
+    assert [t.ent_iob_ for t in doc] == ["O"] * 5
+
+
+def test_implicit_label():
+    nlp = spacy.blank("en")
+    ner = nlp.add_pipe("bilstm_crf_ner")
+    train_examples = make_examples(nlp)
+    nlp.initialize(get_examples=lambda: train_examples)
+    assert set(ner.labels) == {"PERSON", "LOC", "ORG"}
+    assert ner.model.get_dim("nO") == len(tag_names(ner.labels, "BILUO"))
+
+
+def test_labels_given_to_initialize():
+    nlp = spacy.blank("en")
+    ner = nlp.add_pipe("bilstm_crf_ner")
+    nlp.initialize(get_examples=lambda: make_examples(nlp))  # labels from data
+    ner2 = spacy.blank("en").add_pipe("bilstm_crf_ner")
+    ner2.initialize(lambda: make_examples(nlp), labels=ner.label_data)
+    assert ner2.labels == ner.labels
+
+
+def test_label_with_hyphen_and_malformed_labels():
+    nlp = spacy.blank("en")
+    ner = nlp.add_pipe("bilstm_crf_ner")
+    assert ner.add_label("LARGE-ANIMAL") == 1
+    assert ner.add_label("LARGE-ANIMAL") == 0
+    assert ner.tags == ["O", "B-LARGE-ANIMAL", "I-LARGE-ANIMAL", "L-LARGE-ANIMAL", "U-LARGE-ANIMAL"]
+    for bad in ["", " ", "TWO WORDS", "O", "-", 5, None, "TAB\t"]:
+        with pytest.raises(ValueError, match="Invalid entity label"):
+            ner.add_label(bad)
+
+
+def test_initialize_examples():
+    nlp = spacy.blank("en")
+    nlp.add_pipe("bilstm_crf_ner")
+    train_examples = make_examples(nlp)
+    nlp.initialize()  # a dummy example, as spaCy does
+    nlp.initialize(get_examples=lambda: train_examples)
+    with pytest.raises(TypeError):
+        nlp.initialize(get_examples=lambda: None)
+    with pytest.raises(TypeError):
+        nlp.initialize(get_examples=train_examples)
+
+
+def test_predict_before_initialize_is_a_clear_error():
+    nlp = spacy.blank("en")
+    nlp.add_pipe("bilstm_crf_ner").add_label("X")
+    with pytest.raises(ValueError, match="not been initialized"):
+        nlp("hello world")
+
+
+def test_train_empty():
+    nlp = spacy.blank("en")
+    nlp.add_pipe("bilstm_crf_ner")
+    data = [("Who is Shaka Khan?", [(7, 17, "PERSON")]), ("", [])]
+    examples = make_examples(nlp, data)
+    optimizer = nlp.initialize(get_examples=lambda: examples)
+    for _ in range(2):
+        losses = {}
+        nlp.update(examples, sgd=optimizer, losses=losses)
+        nlp.update(examples[1:], sgd=optimizer, losses=losses)  # a batch of only empty docs
+    assert numpy.isfinite(losses["bilstm_crf_ner"])
+    assert list(nlp.pipe(["", " ", "Shaka"])) is not None
+
+
+def test_missing_annotation_is_not_penalized():
+    """A doc without entity annotation contributes no loss and no gradient;
+    one with annotation on some tokens only is trained on those."""
+    nlp = spacy.blank("en")
+    ner = nlp.add_pipe("bilstm_crf_ner")
+    nlp.initialize(get_examples=lambda: make_examples(nlp))
+    doc = nlp.make_doc("Angela Merkel flew to Paris")
+    unannotated = Example(doc, nlp.make_doc(doc.text))
+    scores = ner.model.predict([doc])
+    loss, d_scores = ner.get_loss([unannotated], scores)
+    assert abs(loss) < 1e-5
+    assert numpy.abs(d_scores[0]).max() < 1e-5
+    # annotate only "Paris": the other tokens' gradients are much smaller than
+    # the gradient of a fully annotated doc
+    partial = nlp.make_doc(doc.text)
+    partial.set_ents([Span(partial, 4, 5, "LOC")], default="missing")
+    full = nlp.make_doc(doc.text)
+    full.set_ents([Span(full, 4, 5, "LOC")], default="outside")
+    _, d_partial = ner.get_loss([Example(doc, partial)], scores)
+    _, d_full = ner.get_loss([Example(doc, full)], scores)
+    assert numpy.abs(d_partial[0][4]).sum() > 0
+    assert numpy.abs(d_partial[0][:2]).sum() < 0.5 * numpy.abs(d_full[0][:2]).sum()
+
+
+def test_incomplete_data_trains():
+    nlp = spacy.blank("en")
+    nlp.add_pipe("bilstm_crf_ner")
+    examples = []
+    for text, annots in TRAIN_DATA:
+        ref = nlp.make_doc(text)
+        spans = [ref.char_span(s, e, label=l) for s, e, l in annots]
+        # the first entity is known, the others' tokens are missing
+        ref.set_ents(spans[:1], missing=spans[1:], default="outside")
+        examples.append(Example(nlp.make_doc(text), ref))
+    losses = train(nlp, examples, n_iter=40)
+    assert numpy.isfinite(losses["bilstm_crf_ner"])
+    doc = nlp("Who is Shaka Khan?")
+    assert ents(doc) == [(7, 17, "PERSON")]
+
+
+def test_misaligned_tokenization_uses_aligned_gold():
+    """Gold docs tokenized differently from the predicted docs are aligned."""
+    nlp = spacy.blank("en")
+    ner = nlp.add_pipe("bilstm_crf_ner")
+    ref = Doc(nlp.vocab, words=["Shaka", "Khan", "visited", "New", "York"])
+    # "York" alone is an entity: its boundary falls inside the token "New York"
+    ref.ents = [Span(ref, 0, 2, "PERSON"), Span(ref, 4, 5, "LOC")]
+    pred = Doc(nlp.vocab, words=["Shaka", "Khan", "visited", "New York"], spaces=[True, True, True, False])
+    eg = Example(pred, ref)
+    nlp.initialize(get_examples=lambda: [eg])
+    gold = ner._gold([eg])
+    names = ner.tags
+    assert [names[i] if i >= 0 else None for i in gold] == ["B-PERSON", "L-PERSON", "O", None]
+
+
+def test_ruler_before_ner():
+    nlp = spacy.blank("en")
+    ruler = nlp.add_pipe("entity_ruler")
+    ner = nlp.add_pipe("bilstm_crf_ner")
+    ner.add_label("MY_LABEL")
+    nlp.initialize()
+    ruler.add_patterns([{"label": "THING", "pattern": "This"}])
+    doc = nlp("This is Antti Korhonen speaking in Finland")
+    assert [t.ent_iob_ for t in doc] == ["B", "O", "O", "O", "O", "O", "O"]
+    assert [t.ent_type_ for t in doc] == ["THING", "", "", "", "", "", ""]
+
+
+def test_ner_before_ruler():
+    nlp = spacy.blank("en")
+    nlp.add_pipe("bilstm_crf_ner", name="uner").add_label("MY_LABEL")
+    nlp.initialize()
+    ruler = nlp.add_pipe("entity_ruler")
+    ruler.add_patterns([{"label": "THING", "pattern": "This"}])
+    doc = nlp("This is Antti Korhonen speaking in Finland")
+    assert [t.ent_iob_ for t in doc] == ["B", "O", "O", "O", "O", "O", "O"]
+    assert [t.ent_type_ for t in doc] == ["THING", "", "", "", "", "", ""]
+
+
+@Language.component("block_2_5")
+def block_2_5(doc):
+    doc.set_ents([], blocked=[doc[2:5]], default="unmodified")
+    return doc
+
+
+def test_block_ner(trained):
+    nlp, _ = trained
+    text = "Angela Merkel flew to Paris on Monday."
+    assert ents(nlp(text)) == [(0, 13, "PERSON"), (22, 27, "LOC")]
+    blocked = spacy.blank("en")
+    blocked.add_pipe("block_2_5")
+    blocked.add_pipe("bilstm_crf_ner", source=nlp)
+    doc = blocked(text)
+    # "flew to Paris" is blocked: it stays unlabelled, Merkel is still found
+    assert [t.ent_iob_ for t in doc][2:5] == ["B", "B", "B"]
+    assert [t.ent_type_ for t in doc][2:5] == ["", "", ""]
+    assert ents(doc) == [(0, 13, "PERSON")]
+
+
+def test_preset_entities_are_kept_and_decoded_around(trained):
+    nlp, _ = trained
+    ner = nlp.get_pipe("bilstm_crf_ner")
+    doc = nlp.make_doc("Angela Merkel flew to Paris on Monday.")
+    # a preset entity that cuts the model's PERSON in two, with a new label
+    doc.set_ents([Span(doc, 1, 2, "TITLE", kb_id="Q1")], default="unmodified")
+    doc = ner(doc)
+    assert "TITLE" in ner.labels  # added implicitly, the model resized
+    assert (7, 13, "TITLE") in ents(doc)
+    assert not any(e.start <= 1 < e.end for e in doc.ents if e.label_ != "TITLE")
+    assert doc[1].ent_kb_id_ == "Q1"  # the preset entity is untouched
+    assert (22, 27, "LOC") in ents(doc)
+    # a preset entity with a known label forces those tags
+    doc = nlp.make_doc("Angela Merkel flew to Paris on Monday.")
+    doc.set_ents([Span(doc, 3, 5, "ORG")], default="unmodified")
+    assert ents(ner(doc)) == [(0, 13, "PERSON"), (19, 27, "ORG")]
+
+
+def test_overwrite_preset_outside(trained):
+    """Tokens preset as O (not blocked) may become entities, as in spaCy."""
+    nlp, _ = trained
+    doc = nlp.make_doc("Angela Merkel flew to Paris on Monday.")
+    doc.set_ents([], default="outside")
+    assert ents(nlp.get_pipe("bilstm_crf_ner")(doc)) == [(0, 13, "PERSON"), (22, 27, "LOC")]
+
+
+def test_whitespace_tokens_do_not_start_entities(trained):
+    nlp, _ = trained
+    doc = nlp("Who is  Shaka Khan?\n\nI like London  and Berlin.")
+    for ent in doc.ents:
+        assert not ent[0].is_space
+
+
+def test_resize_keeps_training():
+    nlp = spacy.blank("en")
+    ner = nlp.add_pipe("bilstm_crf_ner")
+    examples = make_examples(nlp)
+    train(nlp, examples, n_iter=10)
+    n = ner.model.get_dim("nO")
+    W = ner.model.get_ref("output").get_param("W").copy()
+    assert ner.add_label("ANIMAL") == 1
+    assert ner.model.get_dim("nO") == n + 4
+    new_W = ner.model.get_ref("output").get_param("W")
+    numpy.testing.assert_array_equal(new_W[:n], W)
+    assert not new_W[n:].any()
+    optimizer = nlp.resume_training()
+    animal = [("My dog Rex barks.", [(7, 10, "ANIMAL")])] * 2
+    for _ in range(100):
+        nlp.update(make_examples(nlp, animal + TRAIN_DATA), sgd=optimizer)
+    assert ents(nlp("My dog Rex barks.")) == [(7, 10, "ANIMAL")]
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"scheme": "BIO"},
+        {"model": {"use_crf": False}},
+        {"model": {"depth": 2}},
+        {"model": {"depth": 0, "tok2vec": {"char_encoder": {"@architectures": "spacy_bilstm_crf.CharCNN.v1"}}}},
+        {"model": {"tok2vec": {"char_encoder": None, "shape_width": 0}}},
+    ],
+)
+def test_variants_overfit(config):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("bilstm_crf_ner", config=config)
+    train(nlp, make_examples(nlp), n_iter=80)
+    for text, gold in TRAIN_DATA:
+        assert ents(nlp(text)) == gold
+
+
+def test_decoding_always_valid_random_model():
+    """Constrained decoding of an untrained, randomly perturbed model."""
+    nlp = spacy.blank("en")
+    ner = nlp.add_pipe("bilstm_crf_ner")
+    for label in ["A", "B-C", "D"]:
+        ner.add_label(label)
+    nlp.initialize()
+    rng = numpy.random.default_rng(0)
+    for layer in (ner.model.get_ref("output"), ner.model.get_ref("crf")):
+        for name in layer.param_names:
+            p = layer.get_param(name)
+            layer.set_param(name, rng.normal(0, 5, p.shape).astype("f"))
+    docs = [nlp.make_doc(" ".join(["w%d" % i for i in range(n)])) for n in [1, 2, 3, 7, 30]]
+    for doc, ids in zip(docs, ner.predict(docs)):
+        assert is_valid(ids, 3, "BILUO")
+
+
+def test_nan_loss_is_a_clear_error():
+    nlp = spacy.blank("en")
+    ner = nlp.add_pipe("bilstm_crf_ner")
+    examples = make_examples(nlp)
+    nlp.initialize(get_examples=lambda: examples)
+    scores = ner.model.predict([eg.predicted for eg in examples])
+    scores[0][0, 0] = numpy.nan
+    with pytest.raises(ValueError, match="diverged"):
+        ner.get_loss(examples, scores)
+
+
+def test_tok2vec_listener():
+    """The head on spaCy's own tok2vec through a listener."""
+    nlp = spacy.blank("en")
+    nlp.add_pipe("tok2vec")
+    config = {
+        "model": {
+            "@architectures": "spacy_bilstm_crf.BiLSTMCRF.v1",
+            "hidden_width": 32,
+            "depth": 1,
+            "tok2vec": {"@architectures": "spacy.Tok2VecListener.v1", "width": 96, "upstream": "*"},
+        }
+    }
+    nlp.add_pipe("bilstm_crf_ner", config=config)
+    train(nlp, make_examples(nlp), n_iter=80)
+    for text, gold in TRAIN_DATA:
+        assert ents(nlp(text)) == gold
+
+
+def test_static_vectors_frozen_and_fine_tuned(tmp_path):
+    for fine_tune in (False, True):
+        nlp = spacy.blank("en")
+        rng = numpy.random.default_rng(0)
+        words = ["shaka", "khan", "london", "berlin", "paris", "rome", "angela", "merkel"]
+        for word in words:
+            nlp.vocab.set_vector(word, rng.normal(size=8).astype("f"))
+        config = {"model": {"tok2vec": {"include_static_vectors": True, "fine_tune_vectors": fine_tune}}}
+        ner = nlp.add_pipe("bilstm_crf_ner", config=config)
+        train(nlp, make_examples(nlp), n_iter=60)
+        for text, gold in TRAIN_DATA:
+            assert ents(nlp(text)) == gold
+        table = nlp.vocab.vectors.data.copy()
+        nlp.to_disk(tmp_path / str(fine_tune))
+        nlp2 = spacy.load(tmp_path / str(fine_tune))
+        assert [ents(d) for d in nlp2.pipe(t for t, _ in TRAIN_DATA)] == [g for _, g in TRAIN_DATA]
+        numpy.testing.assert_array_equal(nlp.vocab.vectors.data, table)  # the vocab's table is never written
+        has_copy = any(n.name == "pretrained_vectors" and n.has_param("E") for n in ner.model.walk())
+        assert has_copy == fine_tune
+
+
+def test_static_vectors_missing_is_a_clear_error():
+    nlp = spacy.blank("en")
+    nlp.add_pipe("bilstm_crf_ner", config={"model": {"tok2vec": {"include_static_vectors": True}}})
+    with pytest.raises(ValueError, match=r"\[initialize\] vectors"):
+        nlp.initialize(get_examples=lambda: make_examples(nlp))
+
+
+def test_long_and_odd_docs(trained):
+    nlp, _ = trained
+    ner = nlp.get_pipe("bilstm_crf_ner")
+    long_text = " ".join(["Shaka Khan visited London ."] * 300)  # 1500 tokens: cut in pieces of 512
+    texts = [long_text, "", "   ", "\n", "😀 東京 مرحبا e\u0301", "x" * 500]
+    for doc in nlp.pipe(texts):
+        for ent in doc.ents:
+            assert ent.label_ in ner.labels
+    doc = nlp(long_text)
+    assert len(doc) == 1500 and all(e.label_ in ner.labels for e in doc.ents)
+    # with sentence boundaries the sequences are the sentences, as in training
+    nlp.add_pipe("sentencizer", first=True)
+    assert len(nlp(long_text).ents) == 600
+    nlp.remove_pipe("sentencizer")
+
+
+def test_conll_sentences_overfit(conll_train):
+    """The acceptance check: 80 CoNLL-2003 sentences, 80 passes, train F1 >= 0.95."""
+    nlp = spacy.blank("en")
+    nlp.add_pipe("bilstm_crf_ner")
+    docs = read_conll(conll_train, 80, nlp.vocab)
+    examples = [Example(Doc(nlp.vocab, words=[t.text for t in d]), d) for d in docs]
+    fix_random_seed(0)
+    optimizer = nlp.initialize(get_examples=lambda: examples)
+    for _ in range(80):
+        random.shuffle(examples)
+        for batch in spacy.util.minibatch(examples, size=16):
+            nlp.update(batch, sgd=optimizer, drop=0.5)
+    assert nlp.evaluate(examples)["ents_f"] >= 0.95
