@@ -1,0 +1,119 @@
+"""spaCy's own CLI with our configs, and loading in fresh processes: everything
+found through entry points, with no --code and no import of our package."""
+import json
+import subprocess
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import numpy
+import pytest
+import spacy
+from spacy.tokens import DocBin
+from spacy.util import registry
+
+from .helpers import TRAIN_DATA
+
+ROOT = Path(__file__).resolve().parents[1]
+ARCHITECTURES = [
+    "spacy_bilstm_crf.BiLSTMCRF.v1", "spacy_bilstm_crf.CharWordEmbed.v1",
+    "spacy_bilstm_crf.PretrainedVectors.v1", "spacy_bilstm_crf.CharLSTM.v1", "spacy_bilstm_crf.CharCNN.v1",
+]
+
+
+def run(*args, **kwargs):
+    result = subprocess.run([sys.executable, *args], capture_output=True, text=True, **kwargs)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def test_entry_points_resolve():
+    factories = {ep.name: ep for ep in entry_points(group="spacy_factories")}
+    assert factories["bilstm_crf_ner"].load().__name__ == "make_bilstm_crf_ner"
+    archs = {ep.name: ep for ep in entry_points(group="spacy_architectures")}
+    assert set(ARCHITECTURES) <= set(archs)
+    for name in ARCHITECTURES:
+        assert registry.architectures.get(name) is archs[name].load()
+
+
+def test_fresh_process_finds_everything_without_import():
+    code = (
+        "import sys, spacy; from spacy.util import registry\n"
+        "nlp = spacy.blank('en'); nlp.add_pipe('bilstm_crf_ner')\n"
+        f"[registry.architectures.get(n) for n in {ARCHITECTURES!r}]\n"
+        "print(nlp.pipe_names)\n"
+    )
+    assert "bilstm_crf_ner" in run("-c", code).stdout
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    path = tmp_path_factory.mktemp("corpus")
+    nlp = spacy.blank("en")
+    docs = []
+    for text, annots in TRAIN_DATA * 5:
+        doc = nlp.make_doc(text)
+        doc.ents = [doc.char_span(s, e, label=label) for s, e, label in annots]
+        docs.append(doc)
+    DocBin(docs=docs).to_disk(path / "train.spacy")
+    DocBin(docs=docs[:4]).to_disk(path / "dev.spacy")
+    return path
+
+
+@pytest.mark.parametrize("config", ["bilstm_crf.cfg"])
+def test_debug_config(corpus, config):
+    run("-m", "spacy", "debug", "config", str(ROOT / "configs" / config),
+        "--paths.train", str(corpus / "train.spacy"), "--paths.dev", str(corpus / "dev.spacy"))
+
+
+def test_glove_config_validates(corpus, tmp_path):
+    """The GloVe config accepts `[initialize] vectors` (a vectors pipeline)."""
+    vectors = tmp_path / "vectors"
+    nlp = spacy.blank("en")
+    for word in ["shaka", "khan", "london", "berlin"]:
+        nlp.vocab.set_vector(word, numpy.array([1.0, 0.5, -0.5, 0.25], dtype="f"))
+    nlp.to_disk(vectors)
+    run("-m", "spacy", "debug", "config", str(ROOT / "configs" / "bilstm_crf_glove.cfg"),
+        "--paths.train", str(corpus / "train.spacy"), "--paths.dev", str(corpus / "dev.spacy"),
+        "--paths.vectors", str(vectors))
+    run("-m", "spacy", "train", str(ROOT / "configs" / "bilstm_crf_glove.cfg"),
+        "--paths.train", str(corpus / "train.spacy"), "--paths.dev", str(corpus / "dev.spacy"),
+        "--paths.vectors", str(vectors), "--training.max_steps", "10", "--output", str(tmp_path / "out"))
+    assert (tmp_path / "out" / "model-last" / "vocab" / "vectors").exists()
+
+
+def test_spacy_train_evaluate_and_load_in_fresh_process(corpus, tmp_path):
+    out = tmp_path / "out"
+    result = run(
+        "-m", "spacy", "train", str(ROOT / "configs" / "bilstm_crf.cfg"),
+        "--paths.train", str(corpus / "train.spacy"), "--paths.dev", str(corpus / "dev.spacy"),
+        "--training.max_steps", "40", "--training.eval_frequency", "20", "--output", str(out),
+    )
+    assert "ENTS_F" in result.stdout
+    model = out / "model-last"
+    meta = json.loads((model / "meta.json").read_text())
+    assert meta["performance"]["ents_f"] is not None
+    metrics = tmp_path / "metrics.json"
+    run("-m", "spacy", "evaluate", str(model), str(corpus / "dev.spacy"), "--output", str(metrics))
+    assert "ents_f" in json.loads(metrics.read_text())
+    texts = [text for text, _ in TRAIN_DATA]
+    code = (
+        "import json, sys, spacy\n"
+        f"nlp = spacy.load({str(model)!r})\n"
+        f"print(json.dumps([[(e.start_char, e.end_char, e.label_) for e in d.ents] for d in nlp.pipe({texts!r})]))\n"
+    )
+    first = json.loads(run("-c", code).stdout)
+    second = json.loads(run("-c", code).stdout)
+    here = spacy.load(model)
+    assert first == second == [[list(e) for e in ((x.start_char, x.end_char, x.label_) for x in d.ents)] for d in here.pipe(texts)]
+
+
+def test_saved_pipeline_holds_no_pickle(corpus, tmp_path):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("bilstm_crf_ner")
+    nlp.initialize(lambda: [__import__("spacy").training.Example.from_dict(nlp.make_doc(t), {"entities": e})
+                            for t, e in TRAIN_DATA])
+    nlp.to_disk(tmp_path / "p")
+    model_bytes = (tmp_path / "p" / "bilstm_crf_ner" / "model").read_bytes()
+    # torch.save writes a zip archive holding data.pkl; msgpack never does
+    assert b"data.pkl" not in model_bytes and b"PK\x03\x04" not in model_bytes

@@ -1,0 +1,19 @@
+"""The spaCy project's workflow runs end to end on the sample data."""
+import json
+import shutil
+from pathlib import Path
+
+from weasel.cli.run import project_run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_project_all(tmp_path):
+    for name in ["project.yml", "configs", "assets"]:
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    project_run(tmp_path, "all", overrides={"vars.max_steps": 100, "vars.eval_frequency": 50})
+    metrics = json.loads((tmp_path / "metrics" / "bilstm_crf.json").read_text())
+    assert set(metrics["ents_per_type"]) == {"PER", "ORG", "LOC", "MISC"}
+    assert metrics["ents_f"] > 0.5
+    assert (tmp_path / "training" / "bilstm_crf" / "model-best" / "bilstm_crf_ner" / "model").exists()
