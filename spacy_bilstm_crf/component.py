@@ -297,7 +297,10 @@ class BiLSTMCRFNER(TrainablePipe):
         if self.model.attrs["use_crf"]:
             trans = self._constrained(*params)
             log_z = crf.log_partition(packed(flat, pack), *trans)
-            log_z_gold = crf.log_partition(packed(crf.constrain(flat, gold_allowed), pack), *trans)
+            if (gold == MISSING).any():  # sum over the paths consistent with the gold
+                log_z_gold = crf.log_partition(packed(crf.constrain(flat, gold_allowed), pack), *trans)
+            else:
+                log_z_gold = crf.path_score(flat, torch.from_numpy(gold), torch.from_numpy(lengths), *trans)
             total = (log_z - log_z_gold).sum()
         else:
             log_p = torch.log_softmax(flat, dim=1)

@@ -26,3 +26,36 @@ class Errors(metaclass=ErrorsWithCodes):
     E006 = ("The vectors of this vocab are in '{mode}' mode; only 'default' vectors "
             "can be used by spacy_bilstm_crf.PretrainedVectors.")
     E007 = "Cannot shrink the {name} component's output from {old} to {new} tags."
+
+
+class FormatError(ValueError):
+    """A problem in a user's input file, located at file and line.
+
+    Its message reads "FILE:LINE: what is wrong. What to do." so that the CLI
+    can print it as it is, without a traceback.
+    """
+
+    def __init__(self, path, line: "int | None", message: str):
+        self.path = str(path)
+        self.line = line
+        self.message = message
+        where = f"{self.path}:{line}" if line is not None else self.path
+        super().__init__(f"{where}: {message}")
+
+
+def decode(data: bytes, path, encoding: str, keep_bom: bool = False) -> str:
+    """Bytes to text, or a FormatError naming the line of the first bad byte.
+    A UTF-8 byte order mark is dropped unless keep_bom."""
+    if encoding.replace("-", "").lower() == "utf8" and not keep_bom:
+        encoding = "utf-8-sig"
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise FormatError(
+            path, line,
+            f"cannot decode byte {data[err.start:err.start + 1]!r} as {encoding.replace('-sig', '')} "
+            f"({err.reason}). Pass the file's encoding with --encoding (e.g. --encoding latin-1).",
+        ) from None
+    except LookupError:
+        raise FormatError(path, None, f"unknown encoding {encoding!r}.") from None

@@ -6,7 +6,7 @@ import numpy
 import pytest
 import torch
 
-from spacy_bilstm_crf.models.crf import NEG, constrain, log_partition, marginals, viterbi
+from spacy_bilstm_crf.models.crf import NEG, constrain, log_partition, marginals, path_score, viterbi
 from spacy_bilstm_crf.models.packing import pack_index, packed, unpacked
 from spacy_bilstm_crf.tags import allowed_transitions, is_valid, n_tags
 
@@ -20,7 +20,7 @@ def random_problem(seed, lengths, k, dtype=torch.float64):
     return flat, trans, start, end
 
 
-def path_score(em, path, trans, start, end):
+def path_score_bf(em, path, trans, start, end):
     s = start[path[0]] + end[path[-1]] + sum(em[t, y] for t, y in enumerate(path))
     return s + sum(trans[a, b] for a, b in zip(path, path[1:]))
 
@@ -31,7 +31,7 @@ def brute_force(em, trans, start, end, allowed_paths=None):
     paths = list(itertools.product(range(K), repeat=T))
     if allowed_paths is not None:
         paths = [p for p in paths if allowed_paths(p)]
-    scores = torch.stack([path_score(em, p, trans, start, end) for p in paths])
+    scores = torch.stack([path_score_bf(em, p, trans, start, end) for p in paths])
     log_z = torch.logsumexp(scores, 0)
     probs = torch.exp(scores - log_z)
     marg = torch.zeros(T, K, dtype=em.dtype)
@@ -86,7 +86,7 @@ def test_gold_score_and_partial_labels(seed):
     for i, (em, n) in enumerate(zip(split(flat, lengths), lengths)):
         g_path = gold[offset : offset + n].tolist()
         obs = observed[offset : offset + n].tolist()
-        assert z_gold[i].item() == pytest.approx(path_score(em, g_path, trans, start, end).item(), abs=1e-9)
+        assert z_gold[i].item() == pytest.approx(path_score_bf(em, g_path, trans, start, end).item(), abs=1e-9)
         consistent = lambda p: all(not o or y == gy for y, gy, o in zip(p, g_path, obs))
         bz = brute_force(em, trans, start, end, allowed_paths=consistent)[0]
         assert z_part[i].item() == pytest.approx(bz.item(), abs=1e-9)
@@ -153,3 +153,16 @@ def test_pack_index_round_trip():
     assert unpacked(seq.data, pack).tolist() == flat.tolist()
     with pytest.raises(ValueError):
         pack_index([2, 0])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_path_score_matches_brute_force(seed):
+    lengths, k = [4, 1, 3, 2], 3
+    flat, trans, start, end = random_problem(seed, lengths, k)
+    tags = torch.randint(0, k, (sum(lengths),), generator=torch.Generator().manual_seed(seed))
+    got = path_score(flat, tags, torch.tensor(lengths), trans, start, end)
+    offset = 0
+    for i, (em, n) in enumerate(zip(split(flat, lengths), lengths)):
+        want = path_score_bf(em, tags[offset : offset + n].tolist(), trans, start, end)
+        assert got[i].item() == pytest.approx(want.item(), abs=1e-9)
+        offset += n

@@ -1,0 +1,1 @@
+"""Reading and writing annotation formats (CoNLL columns, BRAT standoff)."""

@@ -1,0 +1,270 @@
+"""CoNLL-style column files <-> Docs.
+
+A file holds one token per line in whitespace-separated columns, one of which
+is the entity tag; a blank line ends a sentence and a ``-DOCSTART-`` line
+starts a document. Tags may be IOB1, IOB2, BIOES or BILUO (detected, or given).
+Reading keeps what writing needs to give the same lines back: the other
+columns, the ``-DOCSTART-`` lines and the tag scheme, in ``doc.user_data``.
+"""
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+from spacy.tokens import Doc, Span
+from spacy.training import biluo_to_iob, doc_to_biluo_tags
+from spacy.vocab import Vocab
+
+from ..errors import FormatError, decode
+
+SCHEMES = ("IOB1", "IOB2", "BIOES", "BILUO")
+USER_DATA_KEY = "conll"
+PREFIXES = set("BIESLU")
+
+
+@dataclass
+class Sentence:
+    words: List[str]
+    tags: List[str]
+    columns: List[List[str]]  # the other columns of each row
+    line: int  # first line of the sentence
+
+
+@dataclass
+class ReadStats:
+    documents: int = 0
+    sentences: int = 0
+    tokens: int = 0
+    entities: int = 0
+    scheme: str = ""
+    repairs: Counter = field(default_factory=Counter)
+
+
+def read_conll(
+    path: Path, vocab: Vocab, *, n_sents: int = 10, tag_column: int = -1,
+    scheme: Optional[str] = None, encoding: str = "utf-8", stats: Optional[ReadStats] = None,
+) -> List[Doc]:
+    """Docs of up to n_sents sentences each (0: one doc per -DOCSTART-
+    document) with the file's entities, or a FormatError at the first problem."""
+    stats = stats if stats is not None else ReadStats()
+    text = decode(Path(path).read_bytes(), path, encoding)
+    documents = list(_documents(text, path, tag_column))
+    if not any(sents for _, sents in documents):
+        raise FormatError(path, None, "no tokens found: the file is empty or holds only -DOCSTART- lines.")
+    all_tags = [s.tags for _, sents in documents for s in sents]
+    stats.scheme = scheme or detect_scheme(all_tags)
+    docs = []
+    for docstart, sents in documents:
+        size = n_sents if n_sents > 0 else max(1, len(sents))
+        for i in range(0, max(1, len(sents)), size):
+            group = sents[i : i + size]
+            docs.append(_make_doc(vocab, group, docstart if i == 0 else None, stats, path, tag_column))
+    stats.documents += len(docs)
+    return docs
+
+
+def _documents(text: str, path, tag_column: int) -> Iterator[Tuple[Optional[str], List[Sentence]]]:
+    """(-DOCSTART- line or None, sentences) for each document of the file."""
+    docstart: Optional[str] = None
+    sents: List[Sentence] = []
+    current: Optional[Sentence] = None
+    width: Optional[Tuple[int, int]] = None  # (columns, line where first seen)
+    for number, raw in enumerate(text.split("\n"), start=1):
+        line = raw.rstrip("\r")
+        cols = line.split()
+        if not cols:
+            current = None
+            continue
+        if cols[0] == "-DOCSTART-":
+            if sents or docstart is not None:
+                yield docstart, sents
+            docstart, sents, current = line, [], None
+            continue
+        if width is None:
+            if len(cols) < 2:
+                raise FormatError(path, number, f"found 1 column ({cols[0]!r}) but no tag column: "
+                                  "expected a token and its entity tag, separated by whitespace.")
+            width = (len(cols), number)
+        elif len(cols) != width[0]:
+            raise FormatError(path, number, f"found {len(cols)} columns, expected {width[0]} "
+                              f"as on line {width[1]}. Every row needs the same columns "
+                              "(a token containing a space splits into two columns).")
+        if not -len(cols) <= tag_column < len(cols) or tag_column % len(cols) == 0:
+            raise FormatError(path, number, f"there is no tag column {tag_column} in {len(cols)} columns "
+                              "(column 0 holds the token). Pass --tag-column.")
+        tag = cols[tag_column]
+        _check_tag(tag, path, number)
+        if current is None:
+            current = Sentence([], [], [], number)
+            sents.append(current)
+        rest = cols[:]
+        del rest[tag_column]
+        current.words.append(cols[0])
+        current.tags.append(tag)
+        current.columns.append(rest[1:])
+    if sents or docstart is not None:
+        yield docstart, sents
+
+
+def _check_tag(tag: str, path, number: int) -> None:
+    if tag == "O":
+        return
+    prefix, dash, label = tag.partition("-")
+    if not dash or prefix not in PREFIXES or not label:
+        raise FormatError(path, number, f"invalid entity tag {tag!r}: expected O or PREFIX-LABEL "
+                          "with PREFIX one of B, I, E, S, L, U (IOB1, IOB2, BIOES, BILUO). "
+                          "Use --tag-column if the tags are not in the last column.")
+
+
+def detect_scheme(sentences: Iterable[Sequence[str]]) -> str:
+    """The tag scheme a file uses: BIOES or BILUO if it has their prefixes,
+    IOB1 if entities start with I- and B- only separates same-type
+    neighbours, else IOB2."""
+    prefixes = set()
+    i_starts = b_needed_only = 0
+    b_total = 0
+    for tags in sentences:
+        prev = "O"
+        for tag in tags:
+            prefixes.add(tag[0])
+            if tag[0] in "IB":
+                starts = prev == "O" or prev[2:] != tag[2:] or prev[0] in "ELSU"
+                if tag[0] == "I" and starts:
+                    i_starts += 1
+                if tag[0] == "B":
+                    b_total += 1
+                    b_needed_only += not starts
+            prev = tag
+    if prefixes & set("ES"):
+        return "BIOES"
+    if prefixes & set("LU"):
+        return "BILUO"
+    if i_starts and b_needed_only == b_total:
+        return "IOB1"
+    return "IOB2"
+
+
+def tags_to_spans(tags: Sequence[str], scheme: str) -> Tuple[List[Tuple[int, int, str]], Counter]:
+    """Entity (start, end, label) from tags, leniently: an entity is closed
+    wherever the tags stop continuing it (conlleval's reading). Returns the
+    spans and a count of each repair made."""
+    spans: List[Tuple[int, int, str]] = []
+    repairs: Counter = Counter()
+    start, label = None, None
+
+    def close(end):
+        nonlocal start, label
+        if start is not None:
+            spans.append((start, end, label))
+        start, label = None, None
+
+    bilou = scheme in ("BIOES", "BILUO")
+    for i, tag in enumerate(tags):
+        prefix, lab = tag[0], tag[2:]
+        continuing = start is not None and lab == label
+        if tag == "O":
+            if bilou and start is not None:
+                repairs["entity not closed by L/E before O: closed there"] += 1
+            close(i)
+        elif prefix == "B":
+            if bilou and start is not None:
+                repairs["entity not closed by L/E before B: closed there"] += 1
+            close(i)
+            start, label = i, lab
+        elif prefix == "I":
+            if not continuing:
+                if scheme != "IOB1":
+                    what = "O" if start is None else f"another type ({label})"
+                    repairs[f"I- after {what}: read as the start of an entity"] += 1
+                close(i)
+                start, label = i, lab
+        elif prefix in "LE":
+            if not continuing:
+                repairs[f"{prefix}- without its B-: read as a one-token entity"] += 1
+                close(i)
+                start, label = i, lab
+            close(i + 1)
+        else:  # U, S
+            if start is not None:
+                repairs[f"entity not closed before {prefix}-: closed there"] += 1
+            close(i)
+            spans.append((i, i + 1, lab))
+    close(len(tags))
+    return spans, repairs
+
+
+def _make_doc(vocab, sents: List[Sentence], docstart, stats: ReadStats, path, tag_column) -> Doc:
+    words = [w for s in sents for w in s.words]
+    sent_starts = [i == 0 for s in sents for i in range(len(s.words))]
+    doc = Doc(vocab, words=words, sent_starts=sent_starts if words else None)
+    ents, offset = [], 0
+    for s in sents:
+        spans, repairs = tags_to_spans(s.tags, stats.scheme)
+        stats.repairs.update(repairs)
+        ents.extend(Span(doc, offset + a, offset + b, label=label) for a, b, label in spans)
+        offset += len(s.words)
+    doc.set_ents(ents, default="outside")
+    doc.user_data[USER_DATA_KEY] = {
+        "columns": [c for s in sents for c in s.columns],
+        "tag_column": tag_column,
+        "docstart": docstart,
+        "scheme": stats.scheme,
+        "source": f"{Path(path).name}:{sents[0].line}" if sents else Path(path).name,
+    }
+    stats.sentences += len(sents)
+    stats.tokens += len(words)
+    stats.entities += len(ents)
+    return doc
+
+
+def doc_tags(doc: Doc, scheme: str) -> List[str]:
+    """The doc's entities as tags in a scheme (unannotated tokens as O)."""
+    biluo = doc_to_biluo_tags(doc, missing="O")
+    if scheme == "BILUO":
+        return biluo
+    if scheme == "BIOES":
+        return [{"L": "E", "U": "S"}.get(t[0], t[0]) + t[1:] for t in biluo]
+    iob = biluo_to_iob(biluo)
+    if scheme == "IOB1":
+        return [_iob1(prev, tag) for prev, tag in zip(["O"] + iob[:-1], iob)]
+    return iob
+
+
+def _iob1(prev: str, tag: str) -> str:
+    if tag.startswith("B-") and not (prev != "O" and prev[2:] == tag[2:]):
+        return "I-" + tag[2:]
+    return tag
+
+
+def write_conll(docs: Iterable[Doc], scheme: Optional[str] = None) -> Tuple[str, Counter]:
+    """CoNLL text for the docs, in the scheme each doc was read with (or the
+    one given, IOB2 by default). Whitespace tokens cannot be written as rows
+    and are left out; tokens containing whitespace have it replaced by '_'.
+    Returns the text and a count of such changes."""
+    out: List[str] = []
+    changes: Counter = Counter()
+    for doc in docs:
+        meta: Dict = doc.user_data.get(USER_DATA_KEY, {})
+        if meta.get("docstart"):
+            out.append(meta["docstart"] + "\n\n")
+        tags = doc_tags(doc, scheme or meta.get("scheme") or "IOB2")
+        columns = meta.get("columns") if len(meta.get("columns", [])) == len(doc) else None
+        tag_column = meta.get("tag_column", -1)
+        sents = list(doc.sents) if doc.has_annotation("SENT_START") else [doc[:]]
+        for sent in sents:
+            rows = []
+            for token in sent:
+                if token.is_space:
+                    changes["whitespace tokens left out"] += 1
+                    continue
+                word = token.text
+                if len(word.split()) != 1:
+                    changes["tokens with whitespace inside written with '_'"] += 1
+                    word = "_".join(word.split())
+                cells = [word] + (list(columns[token.i]) if columns else [])
+                tag = tags[token.i]
+                cells.insert(len(cells) + 1 + tag_column if tag_column < 0 else tag_column, tag)
+                rows.append(" ".join(cells) + "\n")
+            if rows:
+                out.append("".join(rows) + "\n")
+    return "".join(out), changes
