@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from spacy.tokens import Doc, Span
-from spacy.training import biluo_to_iob, doc_to_biluo_tags
+from spacy.training import biluo_to_iob
+from spacy.training.iob_utils import doc_to_biluo_tags
 from spacy.vocab import Vocab
 
 from ..errors import FormatError, decode
@@ -49,6 +50,8 @@ def read_conll(
     stats = stats if stats is not None else ReadStats()
     text = decode(Path(path).read_bytes(), path, encoding)
     documents = list(_documents(text, path, tag_column))
+    first_row = next((line for line in text.split("\n") if line.strip() and not line.startswith("-DOCSTART-")), "")
+    separator = "\t" if "\t" in first_row else " "
     if not any(sents for _, sents in documents):
         raise FormatError(path, None, "no tokens found: the file is empty or holds only -DOCSTART- lines.")
     all_tags = [s.tags for _, sents in documents for s in sents]
@@ -58,7 +61,9 @@ def read_conll(
         size = n_sents if n_sents > 0 else max(1, len(sents))
         for i in range(0, max(1, len(sents)), size):
             group = sents[i : i + size]
-            docs.append(_make_doc(vocab, group, docstart if i == 0 else None, stats, path, tag_column))
+            doc = _make_doc(vocab, group, docstart if i == 0 else None, stats, path, tag_column)
+            doc.user_data[USER_DATA_KEY]["separator"] = separator
+            docs.append(doc)
     stats.documents += len(docs)
     return docs
 
@@ -264,7 +269,7 @@ def write_conll(docs: Iterable[Doc], scheme: Optional[str] = None) -> Tuple[str,
                 cells = [word] + (list(columns[token.i]) if columns else [])
                 tag = tags[token.i]
                 cells.insert(len(cells) + 1 + tag_column if tag_column < 0 else tag_column, tag)
-                rows.append(" ".join(cells) + "\n")
+                rows.append(meta.get("separator", " ").join(cells) + "\n")
             if rows:
                 out.append("".join(rows) + "\n")
     return "".join(out), changes

@@ -1,0 +1,71 @@
+"""python -m spacy_bilstm_crf COMMAND: convert, predict."""
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from wasabi import msg
+
+from . import commands
+from .errors import FormatError
+
+app = typer.Typer(name="spacy_bilstm_crf", add_completion=False, no_args_is_help=True,
+                  help="BiLSTM-CRF named entity recognition for spaCy: data conversion and prediction.")
+VERBOSE = typer.Option(False, "--verbose", "-V", help="Show the full traceback of an error")
+
+
+def _run(verbose: bool, func, *args, **kwargs) -> None:
+    try:
+        func(*args, **kwargs)
+    except (FormatError, OSError) as err:
+        if verbose:
+            raise
+        msg.fail(str(err))
+        sys.exit(1)
+
+
+@app.command()
+def convert(
+    input_path: Path = typer.Argument(..., help="CoNLL file, BRAT folder (NAME.txt + NAME.ann) or .spacy DocBin"),
+    output_path: Path = typer.Argument(..., help="Output: .spacy file, CoNLL file or BRAT folder"),
+    from_format: Optional[str] = typer.Option(None, "--from", "-f", help="conll, brat or spacy (default: inferred)"),
+    to_format: Optional[str] = typer.Option(None, "--to", "-t", help="spacy, brat or conll (default: inferred)"),
+    lang: str = typer.Option("en", "--lang", "-l", help="Language of the tokenizer (BRAT input)"),
+    n_sents: int = typer.Option(10, "--n-sents", "-n", help="CoNLL: sentences per doc (0: one doc per -DOCSTART-)"),
+    tag_column: int = typer.Option(-1, "--tag-column", help="CoNLL: column of the entity tag (default: last)"),
+    scheme: Optional[str] = typer.Option(None, "--scheme", help="CoNLL input tags: IOB1, IOB2, BIOES, BILUO (default: detected)"),
+    out_scheme: Optional[str] = typer.Option(None, "--out-scheme", help="CoNLL output tags (default: as read, else IOB2)"),
+    encoding: str = typer.Option("utf-8", "--encoding", help="Encoding of text input files"),
+    verbose: bool = VERBOSE,
+) -> None:
+    """Convert annotations between CoNLL, BRAT and spaCy's DocBin."""
+    for name, value in (("--scheme", scheme), ("--out-scheme", out_scheme)):
+        if value is not None and value not in commands.conll.SCHEMES:
+            msg.fail(f"{name} {value}: use one of {', '.join(commands.conll.SCHEMES)}")
+            sys.exit(1)
+    _run(verbose, commands.convert, input_path, output_path, from_format=from_format, to_format=to_format,
+         lang=lang, n_sents=n_sents, tag_column=tag_column, scheme=scheme, out_scheme=out_scheme, encoding=encoding)
+
+
+@app.command()
+def predict(
+    model: str = typer.Argument(..., help="Trained pipeline: a directory or an installed package name"),
+    input_path: Path = typer.Argument(..., help="Folder of .txt files, .spacy DocBin, CoNLL file or BRAT folder"),
+    output_path: Path = typer.Argument(..., help="Output folder (BRAT) or file (.spacy, CoNLL)"),
+    to_format: Optional[str] = typer.Option(None, "--to", "-t", help="brat, conll or spacy (default: inferred)"),
+    batch_size: int = typer.Option(256, "--batch-size", "-b", help="Docs per batch"),
+    encoding: str = typer.Option("utf-8", "--encoding", help="Encoding of text input files"),
+    verbose: bool = VERBOSE,
+) -> None:
+    """Label texts with a trained pipeline and write the predictions (BRAT by
+    default: open the folder in BRAT to correct them, then retrain)."""
+    _run(verbose, commands.predict, model, input_path, output_path, to_format=to_format,
+         batch_size=batch_size, encoding=encoding)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

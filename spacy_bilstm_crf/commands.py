@@ -1,0 +1,149 @@
+"""One function per CLI command, thin over the library."""
+import sys
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Tuple
+
+import spacy
+from spacy.tokens import Doc, DocBin
+from wasabi import msg
+
+from .errors import FormatError
+from .formats import brat, conll
+
+FORMATS = ("conll", "brat", "spacy")
+CONLL_SUFFIXES = {".conll", ".conllu", ".iob", ".iob2", ".bio", ".bioes", ".tsv", ".txt", ".conll03"}
+
+
+def infer_format(path: Path, given: Optional[str], *, reading: bool) -> str:
+    """The format of a path: as given, or from its name and contents."""
+    if given:
+        if given not in FORMATS:
+            raise FormatError(path, None, f"unknown format {given!r}: use one of {', '.join(FORMATS)}.")
+        return given
+    if path.suffix == ".spacy":
+        return "spacy"
+    if path.is_dir() or (not path.exists() and not path.suffix):
+        if reading and not any(path.rglob("*.txt")) and any(path.rglob("*.spacy")):
+            return "spacy"
+        return "brat"
+    if path.suffix.lower() in CONLL_SUFFIXES:
+        return "conll"
+    what = "--from" if reading else "--to"
+    raise FormatError(path, None, f"cannot tell the format of this path; pass {what} conll|brat|spacy.")
+
+
+def read_docs(path: Path, fmt: str, nlp, *, n_sents: int, tag_column: int, scheme: Optional[str],
+              encoding: str) -> Tuple[List[Doc], Dict]:
+    """Docs from a file or folder in a format, with a summary of what was read."""
+    if not path.exists():
+        raise FormatError(path, None, "no such file or folder.")
+    if fmt == "conll":
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        stats = conll.ReadStats()
+        docs = [d for f in _progress(files, "Reading CoNLL") for d in conll.read_conll(
+            f, nlp.vocab, n_sents=n_sents, tag_column=tag_column, scheme=scheme, encoding=encoding, stats=stats)]
+        notes = {f"{k} (lenient repair)": v for k, v in stats.repairs.items()}
+        return docs, {"sentences": stats.sentences, "entities": stats.entities, "notes": notes,
+                      "scheme": stats.scheme}
+    if fmt == "brat":
+        stats = brat.BratStats()
+        docs = [brat.read_brat(p, nlp, root=path, encoding=encoding, stats=stats)
+                for p in _progress(brat.find_documents(path), "Reading BRAT")]
+        return docs, {"entities": stats.entities, "notes": dict(stats.notes)}
+    files = sorted(path.rglob("*.spacy")) if path.is_dir() else [path]
+    docs = []
+    for f in files:
+        try:
+            docs.extend(DocBin().from_disk(f).get_docs(nlp.vocab))
+        except Exception as err:  # a DocBin that does not load is the user's file, not our bug
+            raise FormatError(f, None, f"not a readable spaCy DocBin ({type(err).__name__}: {err}).") from None
+    return docs, {"entities": sum(len(d.ents) for d in docs), "notes": {}}
+
+
+def write_docs(docs: List[Doc], path: Path, fmt: str, *, scheme: Optional[str] = None,
+               labels: Iterable[str] = ()) -> Dict:
+    """Write docs to a file or folder in a format; returns notes on lossy steps."""
+    if fmt == "spacy":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        DocBin(docs=docs, store_user_data=True).to_disk(path)
+        return {}
+    if fmt == "conll":
+        text, changes = conll.write_conll(docs, scheme=scheme)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return dict(changes)
+    path.mkdir(parents=True, exist_ok=True)
+    names = set()
+    for i, doc in enumerate(_progress(docs, "Writing BRAT")):
+        name = brat.safe_name(doc.user_data.get(brat.USER_DATA_KEY, {}).get("name") or f"doc{i:06d}")
+        if name in names:  # never overwrite an earlier document of this run
+            name = f"{name}-{i:06d}"
+        names.add(name)
+        brat.write_brat(doc, path, name=name)
+    brat.write_annotation_conf(path, set(labels) | {e.label_ for d in docs for e in d.ents})
+    return {}
+
+
+def convert(input_path: Path, output_path: Path, *, from_format: Optional[str], to_format: Optional[str],
+            lang: str, n_sents: int, tag_column: int, scheme: Optional[str], out_scheme: Optional[str],
+            encoding: str) -> None:
+    src = infer_format(input_path, from_format, reading=True)
+    dst = infer_format(output_path, to_format, reading=False)
+    nlp = spacy.blank(lang)
+    docs, info = read_docs(input_path, src, nlp, n_sents=n_sents, tag_column=tag_column, scheme=scheme,
+                           encoding=encoding)
+    for note, count in info["notes"].items():
+        msg.warn(f"{count} x {note}")
+    notes = write_docs(docs, output_path, dst, scheme=out_scheme)
+    for note, count in notes.items():
+        msg.warn(f"{count} x {note}")
+    sents = info.get("sentences")
+    sents = f", {sents} sentences" if sents is not None else ""
+    scheme_note = f" ({info['scheme']} tags)" if info.get("scheme") else ""
+    msg.good(f"Read {len(docs)} documents{sents}, {info['entities']} entities from {input_path} "
+             f"[{src}{scheme_note}]; wrote {len(docs)} documents, {sum(len(d.ents) for d in docs)} entities "
+             f"to {output_path} [{dst}]")
+
+
+def predict(model: str, input_path: Path, output_path: Path, *, to_format: Optional[str],
+            batch_size: int, encoding: str) -> None:
+    """Label a folder of .txt files (or a DocBin / CoNLL / BRAT input) and write
+    the predictions, by default as BRAT files beside copies of the texts."""
+    nlp = spacy.load(model)
+    dst = infer_format(output_path, to_format, reading=False)
+    if input_path.is_dir() and any(input_path.rglob("*.txt")):
+        src = "brat"  # a deploy folder of raw texts: BRAT without .ann
+    else:
+        src = infer_format(input_path, None, reading=True)
+    docs, _ = read_docs(input_path, src, nlp, n_sents=10, tag_column=-1, scheme=None, encoding=encoding)
+    outputs = []
+    for doc in _progress(nlp.pipe(_without_ents(docs), batch_size=batch_size), "Predicting", total=len(docs)):
+        outputs.append(doc)
+    labels = set()
+    for pipe_name in nlp.pipe_names:
+        labels |= set(getattr(nlp.get_pipe(pipe_name), "labels", ()) or ())
+    write_docs(outputs, output_path, dst, labels=labels)
+    msg.good(f"Labelled {len(outputs)} documents: {sum(len(d.ents) for d in outputs)} entities "
+             f"written to {output_path} [{dst}]")
+
+
+def _without_ents(docs: Iterable[Doc]) -> Iterable[Doc]:
+    """Docs to predict on: their gold entities and BRAT entity lines dropped,
+    every other annotation line kept."""
+    for doc in docs:
+        doc.set_ents([], default="missing")
+        meta = doc.user_data.get(brat.USER_DATA_KEY)
+        if meta:
+            drop = {int(k) for k in meta.get("entity_lines", {})}
+            meta["ann"] = [line for i, line in enumerate(meta.get("ann", [])) if i not in drop]
+            meta["entity_lines"] = {}
+        yield doc
+
+
+def _progress(items, desc: str, total: Optional[int] = None):
+    """A progress bar on a terminal for long work; silent otherwise."""
+    from tqdm import tqdm
+
+    total = total if total is not None else (len(items) if hasattr(items, "__len__") else None)
+    return tqdm(items, desc=desc, total=total, disable=not sys.stderr.isatty() or (total or 0) < 50,
+                leave=False, unit="doc")

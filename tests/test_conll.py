@@ -1,0 +1,142 @@
+"""CoNLL reading and writing: real corpora round-trip byte for byte, every
+scheme decodes to the same entities, and bad files fail at file:line."""
+from pathlib import Path
+
+import pytest
+import spacy
+
+from spacy_bilstm_crf.errors import FormatError
+from spacy_bilstm_crf.formats.conll import ReadStats, detect_scheme, read_conll, tags_to_spans, write_conll
+
+from .helpers import DATASETS
+
+CORPORA = [
+    "conll2003/train.txt", "conll2003/valid.txt", "conll2003/test.txt",
+    "bio/BC2GM-IOB/train.tsv", "bio/BC2GM-IOB/devel.tsv", "bio/BC2GM-IOB/test.tsv",
+    "bio/NCBI-disease-IOB/train.tsv", "bio/NCBI-disease-IOB/devel.tsv", "bio/NCBI-disease-IOB/test.tsv",
+]
+
+
+@pytest.fixture
+def vocab():
+    return spacy.blank("en").vocab
+
+
+def write(tmp_path, text, name="data.conll", mode="w"):
+    path = tmp_path / name
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf8")
+    return path
+
+
+@pytest.mark.parametrize("corpus", CORPORA)
+def test_corpus_round_trip_is_byte_identical(corpus, vocab):
+    path = DATASETS / corpus
+    if not path.exists():
+        pytest.skip(f"{path} not found")
+    stats = ReadStats()
+    docs = read_conll(path, vocab, stats=stats)
+    assert stats.scheme == "IOB2" and not stats.repairs
+    text, changes = write_conll(docs)
+    assert not changes
+    assert text == path.read_text(encoding="utf8")
+
+
+def test_conll2003_test_entity_count(vocab):
+    path = DATASETS / "conll2003" / "test.txt"
+    if not path.exists():
+        pytest.skip(f"{path} not found")
+    stats = ReadStats()
+    docs = read_conll(path, vocab, n_sents=0, stats=stats)
+    assert sum(len(d.ents) for d in docs) == stats.entities == 5648
+    assert stats.sentences == 3453 and stats.tokens == 46435
+    assert len(docs) == 231  # one per -DOCSTART- document with n_sents=0
+
+
+SAME_ENTITIES = {
+    "IOB2": ["B-PER", "I-PER", "O", "B-LOC", "B-LOC", "I-LOC", "O", "B-ORG"],
+    "IOB1": ["I-PER", "I-PER", "O", "I-LOC", "B-LOC", "I-LOC", "O", "I-ORG"],
+    "BIOES": ["B-PER", "E-PER", "O", "S-LOC", "B-LOC", "E-LOC", "O", "S-ORG"],
+    "BILUO": ["B-PER", "L-PER", "O", "U-LOC", "B-LOC", "L-LOC", "O", "U-ORG"],
+}
+WORDS = ["Ada", "Lovelace", "in", "Paris", "New", "York", "and", "UNESCO"]
+EXPECTED = [(0, 2, "PER"), (3, 4, "LOC"), (4, 6, "LOC"), (7, 8, "ORG")]
+
+
+@pytest.mark.parametrize("scheme", list(SAME_ENTITIES))
+def test_schemes_detected_decoded_and_written_back(scheme, vocab, tmp_path):
+    tags = SAME_ENTITIES[scheme]
+    path = write(tmp_path, "".join(f"{w} NNP {t}\n" for w, t in zip(WORDS, tags)) + "\n")
+    stats = ReadStats()
+    (doc,) = read_conll(path, vocab, stats=stats)
+    assert stats.scheme == scheme and not stats.repairs
+    assert [(e.start, e.end, e.label_) for e in doc.ents] == EXPECTED
+    assert write_conll([doc])[0] == path.read_text()  # written in the scheme it was read in
+    for other, other_tags in SAME_ENTITIES.items():
+        assert [line.split()[-1] for line in write_conll([doc], scheme=other)[0].split("\n") if line] == other_tags
+
+
+def test_lenient_repairs_are_counted():
+    spans, repairs = tags_to_spans(["O", "I-PER", "I-PER", "I-LOC", "O"], "IOB2")
+    assert spans == [(1, 3, "PER"), (3, 4, "LOC")]
+    assert sum(repairs.values()) == 2
+    spans, repairs = tags_to_spans(["B-PER", "O", "I-LOC", "E-LOC", "E-ORG"], "BIOES")
+    assert spans == [(0, 1, "PER"), (2, 4, "LOC"), (4, 5, "ORG")]
+    assert sum(repairs.values()) == 3  # B- not closed, I- after O, E- without B-
+    assert detect_scheme([["I-PER", "O", "I-LOC", "B-LOC"]]) == "IOB1"
+    assert detect_scheme([["B-PER", "O", "I-LOC"]]) == "IOB2"
+
+
+def test_documents_sentences_columns_and_grouping(vocab, tmp_path):
+    text = "-DOCSTART- -X- O\n\n" + "a X O\nb Y B-T\n\nc Z O\n\n" * 3 + "-DOCSTART- -X- O\n\nd W I-T\n\n"
+    path = write(tmp_path, text)
+    docs = read_conll(path, vocab, n_sents=4)
+    assert [len(list(d.sents)) for d in docs] == [4, 2, 1]
+    assert docs[0].user_data["conll"]["docstart"] == "-DOCSTART- -X- O"
+    assert docs[1].user_data["conll"]["docstart"] is None
+    assert write_conll(docs)[0] == text.replace("d W I-T", "d W B-T")  # a lone I- is written as B-
+
+
+def test_bom_crlf_and_tabs(vocab, tmp_path):
+    path = write(tmp_path, "\ufeffJohn\tB-PER\r\nSmith\tI-PER\r\n\r\n".encode("utf8"))
+    (doc,) = read_conll(path, vocab)
+    assert [t.text for t in doc] == ["John", "Smith"] and doc.ents[0].label_ == "PER"
+
+
+def test_other_encodings(vocab, tmp_path):
+    path = write(tmp_path, "Zürich B-LOC\n\n".encode("latin-1"))
+    with pytest.raises(FormatError, match=r"data.conll:1: cannot decode .* --encoding"):
+        read_conll(path, vocab)
+    (doc,) = read_conll(path, vocab, encoding="latin-1")
+    assert doc[0].text == "Zürich"
+
+
+@pytest.mark.parametrize(
+    "text,line,message",
+    [
+        ("a O\nb X-PER\n", 2, "invalid entity tag 'X-PER'"),
+        ("a O\nb B-\n", 2, "invalid entity tag 'B-'"),
+        ("a NN O\nb B-PER\n", 2, "found 2 columns, expected 3 as on line 1"),
+        ("a\nb\n", 1, "no tag column"),
+        ("", None, "no tokens found"),
+        ("-DOCSTART- O\n\n\n", None, "no tokens found"),
+        ("a O\nb Person\n", 2, "invalid entity tag 'Person'"),
+    ],
+)
+def test_bad_files_fail_at_file_and_line(text, line, message, vocab, tmp_path):
+    path = write(tmp_path, text)
+    with pytest.raises(FormatError) as err:
+        read_conll(path, vocab)
+    assert err.value.line == line and message in str(err.value)
+    assert str(err.value).startswith(f"{path}:{line}:" if line else f"{path}:")
+
+
+def test_tag_column_option(vocab, tmp_path):
+    path = write(tmp_path, "Paris B-LOC NNP\n\n")
+    with pytest.raises(FormatError, match="invalid entity tag 'NNP'.*--tag-column"):
+        read_conll(path, vocab)
+    (doc,) = read_conll(path, vocab, tag_column=1)
+    assert doc.ents[0].label_ == "LOC"
+    assert write_conll([doc])[0] == "Paris B-LOC NNP\n\n"
