@@ -4,7 +4,6 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from wasabi import msg
 
 from . import commands
 from .errors import FormatError
@@ -20,7 +19,7 @@ def _run(verbose: bool, func, *args, **kwargs) -> None:
     except (FormatError, OSError) as err:
         if verbose:
             raise
-        msg.fail(str(err))
+        commands.say("✘", str(err), file=sys.stderr)
         sys.exit(1)
 
 
@@ -41,7 +40,7 @@ def convert(
     """Convert annotations between CoNLL, BRAT and spaCy's DocBin."""
     for name, value in (("--scheme", scheme), ("--out-scheme", out_scheme)):
         if value is not None and value not in commands.conll.SCHEMES:
-            msg.fail(f"{name} {value}: use one of {', '.join(commands.conll.SCHEMES)}")
+            commands.say("✘", f"{name} {value}: use one of {', '.join(commands.conll.SCHEMES)}", file=sys.stderr)
             sys.exit(1)
     _run(verbose, commands.convert, input_path, output_path, from_format=from_format, to_format=to_format,
          lang=lang, n_sents=n_sents, tag_column=tag_column, scheme=scheme, out_scheme=out_scheme, encoding=encoding)

@@ -5,7 +5,6 @@ from typing import Dict, Iterable, List, Optional, Tuple
 
 import spacy
 from spacy.tokens import Doc, DocBin
-from wasabi import msg
 
 from .errors import FormatError
 from .formats import brat, conll
@@ -93,14 +92,14 @@ def convert(input_path: Path, output_path: Path, *, from_format: Optional[str], 
     docs, info = read_docs(input_path, src, nlp, n_sents=n_sents, tag_column=tag_column, scheme=scheme,
                            encoding=encoding)
     for note, count in info["notes"].items():
-        msg.warn(f"{count} x {note}")
+        say("⚠", f"{count} x {note}")
     notes = write_docs(docs, output_path, dst, scheme=out_scheme)
     for note, count in notes.items():
-        msg.warn(f"{count} x {note}")
+        say("⚠", f"{count} x {note}")
     sents = info.get("sentences")
     sents = f", {sents} sentences" if sents is not None else ""
     scheme_note = f" ({info['scheme']} tags)" if info.get("scheme") else ""
-    msg.good(f"Read {len(docs)} documents{sents}, {info['entities']} entities from {input_path} "
+    say("✔", f"Read {len(docs)} documents{sents}, {info['entities']} entities from {input_path} "
              f"[{src}{scheme_note}]; wrote {len(docs)} documents, {sum(len(d.ents) for d in docs)} entities "
              f"to {output_path} [{dst}]")
 
@@ -123,7 +122,7 @@ def predict(model: str, input_path: Path, output_path: Path, *, to_format: Optio
     for pipe_name in nlp.pipe_names:
         labels |= set(getattr(nlp.get_pipe(pipe_name), "labels", ()) or ())
     write_docs(outputs, output_path, dst, labels=labels)
-    msg.good(f"Labelled {len(outputs)} documents: {sum(len(d.ents) for d in outputs)} entities "
+    say("✔", f"Labelled {len(outputs)} documents: {sum(len(d.ents) for d in outputs)} entities "
              f"written to {output_path} [{dst}]")
 
 
@@ -138,6 +137,11 @@ def _without_ents(docs: Iterable[Doc]) -> Iterable[Doc]:
             meta["ann"] = [line for i, line in enumerate(meta.get("ann", [])) if i not in drop]
             meta["entity_lines"] = {}
         yield doc
+
+
+def say(icon: str, text: str, file=None) -> None:
+    """One status line, never wrapped (so FILE:LINE stays whole)."""
+    print(f"{icon} {text}", file=file or sys.stdout, flush=True)
 
 
 def _progress(items, desc: str, total: Optional[int] = None):

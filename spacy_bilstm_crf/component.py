@@ -16,7 +16,7 @@ from thinc.api import Config, Model, set_dropout_rate
 from thinc.types import Floats2d, Ints1d
 
 from .errors import Errors, Warnings
-from .models import crf
+from .models import crf, vocab_embed
 from .models.packing import pack_index, packed, unpacked
 from .models.tagger import resize_output, sequence_lengths
 from .tags import (
@@ -38,6 +38,8 @@ max_length = 512
 word_width = 100
 word_rows = 20000
 word_attr = "NORM"
+word_vocab = true
+unk_rate = 0.5
 shape_width = 16
 shape_rows = 1000
 include_static_vectors = false
@@ -135,6 +137,7 @@ class BiLSTMCRFNER(TrainablePipe):
             self.add_label(label)
         if not self.labels:
             warnings.warn(Warnings.W001.format(name=self.name))
+        self._learn_vocabularies(get_examples)
         sample = [eg.predicted for eg in islice(get_examples(), 10) if len(eg.predicted)]
         if not sample:
             sample = [Doc(self.vocab, words=["x"])]
@@ -201,6 +204,14 @@ class BiLSTMCRFNER(TrainablePipe):
         return loss, d_scores
 
     # internals -------------------------------------------------------------
+
+    def _learn_vocabularies(self, get_examples: Callable[[], Iterable[Example]]) -> None:
+        """Layers that embed the training data's words count them here, in
+        one pass over the examples (the model's own init sees only a sample)."""
+        for node in self.model.walk():
+            if node.name == vocab_embed.NAME:
+                counts = vocab_embed.count_words(node, (eg.predicted for eg in get_examples()))
+                vocab_embed.set_vocabulary(node, counts)
 
     def _add_labels_of(self, docs: Iterable[Doc]) -> None:
         known = set(self.cfg["labels"])

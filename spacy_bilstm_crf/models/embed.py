@@ -11,6 +11,7 @@ from thinc.api import Dropout, HashEmbed, Model, chain, concatenate, list2ragged
 from thinc.types import Floats2d
 
 from ..errors import Errors
+from .vocab_embed import WordVocabEmbed
 
 
 @registry.architectures("spacy_bilstm_crf.CharWordEmbed.v1")
@@ -19,6 +20,8 @@ def build_char_word_embed_v1(
     word_width: int = 100,
     word_rows: int = 20000,
     word_attr: str = "NORM",
+    word_vocab: bool = True,
+    unk_rate: float = 0.5,
     shape_width: int = 16,
     shape_rows: int = 1000,
     include_static_vectors: bool = False,
@@ -34,8 +37,13 @@ def build_char_word_embed_v1(
     char_encoder (Optional[Model]): A character encoder, e.g.
         spacy_bilstm_crf.CharLSTM.v1 or spacy_bilstm_crf.CharCNN.v1; None for none.
     word_width (int): Width of the trained word embedding.
-    word_rows (int): Rows of the word embedding table (hashed, spaCy's HashEmbed).
+    word_rows (int): Rows of the word embedding table: the most frequent
+        training words when word_vocab, else hashed buckets (spaCy's HashEmbed).
     word_attr (str): Token attribute to embed: "NORM", "LOWER" or "ORTH".
+    word_vocab (bool): Embed the training data's words, with one UNK row for
+        all others (see vocab_embed.py); false hashes every word instead.
+    unk_rate (float): With word_vocab, the rate at which words seen once in
+        training are replaced by UNK during training.
     shape_width (int): Width of the word-shape embedding; 0 disables it.
     shape_rows (int): Rows of the word-shape embedding table.
     include_static_vectors (bool): Join the vectors of nlp.vocab.vectors, set by
@@ -44,19 +52,23 @@ def build_char_word_embed_v1(
         kept in the model); otherwise they stay frozen.
     dropout (float): Dropout rate on the joined vector.
     """
-    columns = [word_attr] + (["SHAPE"] if shape_width else [])
-    tables = [_hash_embed(word_width, word_rows, column=0, seed=7)]
+    parts = []
+    if word_vocab:
+        parts.append(WordVocabEmbed(word_width, word_attr, word_rows, unk_rate))
+    else:
+        parts.append(_hashed([word_attr], [word_width], [word_rows]))
     if shape_width:
-        tables.append(_hash_embed(shape_width, shape_rows, column=1, seed=8))
-    words = chain(FeatureExtractor(columns), list2ragged(), with_array(concatenate(*tables)), ragged2list())
-    parts = [words]
+        parts.append(_hashed(["SHAPE"], [shape_width], [shape_rows]))
     if char_encoder is not None:
         parts.append(char_encoder)
     if include_static_vectors:
         parts.append(build_pretrained_vectors_v1(fine_tune=fine_tune_vectors))
-    model = chain(concatenate(*parts), Dropout(dropout))
-    model.set_ref("words", words)
-    return model
+    return chain(concatenate(*parts), Dropout(dropout))
+
+
+def _hashed(attrs: List[str], widths: List[int], rows: List[int]) -> Model[List[Doc], List[Floats2d]]:
+    tables = [_hash_embed(w, n, column=i, seed=7 + i) for i, (w, n) in enumerate(zip(widths, rows))]
+    return chain(FeatureExtractor(attrs), list2ragged(), with_array(concatenate(*tables)), ragged2list())
 
 
 def _hash_embed(width: int, rows: int, column: int, seed: int) -> Model:

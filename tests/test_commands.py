@@ -1,0 +1,103 @@
+"""python -m spacy_bilstm_crf convert / predict, as a user runs them."""
+import json
+import subprocess
+import sys
+
+import pytest
+import spacy
+from spacy.tokens import DocBin
+
+from .helpers import DATASETS, TRAIN_DATA, make_examples
+
+
+def cli(*args, ok=True):
+    result = subprocess.run([sys.executable, "-m", "spacy_bilstm_crf", *map(str, args)],
+                            capture_output=True, text=True)
+    output = result.stdout + result.stderr
+    assert (result.returncode == 0) == ok, output
+    assert "Traceback" not in output
+    return output
+
+
+def test_conll_to_spacy_to_brat_to_spacy_to_conll(tmp_path):
+    src = tmp_path / "in.conll"
+    src.write_text("-DOCSTART- -X- O\n\nAda NNP B-PER\nLovelace NNP I-PER\nmet VBD O\nBabbage NNP B-PER\n. . O\n\n"
+                   "Paris NNP B-LOC\n\n", encoding="utf8")
+    out = cli("convert", src, tmp_path / "a.spacy")
+    assert "Read 1 documents, 2 sentences, 3 entities" in out and "IOB2" in out
+    cli("convert", tmp_path / "a.spacy", tmp_path / "brat")
+    ann = (tmp_path / "brat" / "doc000000.ann").read_text()
+    assert ann.splitlines()[0] == "T1\tPER 0 12\tAda Lovelace"
+    assert (tmp_path / "brat" / "annotation.conf").read_text().startswith("[entities]\nLOC\nPER\n")
+    cli("convert", tmp_path / "brat", tmp_path / "b.spacy")
+    docs = list(DocBin().from_disk(tmp_path / "b.spacy").get_docs(spacy.blank("en").vocab))
+    assert [(e.text, e.label_) for e in docs[0].ents] == [("Ada Lovelace", "PER"), ("Babbage", "PER"), ("Paris", "LOC")]
+    cli("convert", tmp_path / "a.spacy", tmp_path / "back.conll")
+    assert (tmp_path / "back.conll").read_text() == src.read_text()
+
+
+def test_bad_input_is_one_clear_error(tmp_path):
+    bad = tmp_path / "bad.conll"
+    bad.write_text("Ada B-PER\nLovelace Q-PER\n")
+    out = cli("convert", bad, tmp_path / "x.spacy", ok=False)
+    assert f"{bad}:2: invalid entity tag 'Q-PER'" in out
+    assert not (tmp_path / "x.spacy").exists()
+    out = cli("convert", tmp_path / "missing.conll", tmp_path / "x.spacy", ok=False)
+    assert "no such file" in out
+    out = cli("convert", bad, tmp_path / "x.weird", ok=False)
+    assert "pass --to" in out
+    garbage = tmp_path / "g.spacy"
+    garbage.write_bytes(b"\x00\x01not a docbin")
+    assert "not a readable spaCy DocBin" in cli("convert", garbage, tmp_path / "y.conll", ok=False)
+    assert "Traceback" in subprocess.run([sys.executable, "-m", "spacy_bilstm_crf", "convert", str(bad),
+                                          str(tmp_path / "x.spacy"), "--verbose"], capture_output=True, text=True).stderr
+
+
+def test_brat_corpus_converts_and_round_trips(tmp_path):
+    root = DATASETS / "brat" / "NCBI-disease"
+    if not root.exists():
+        pytest.skip(f"{root} not found")
+    cli("convert", root, tmp_path / "ncbi.spacy")
+    out = cli("convert", tmp_path / "ncbi.spacy", tmp_path / "back", "--to", "brat")
+    assert "Read 20 documents" in out
+    for ann in root.glob("*.ann"):
+        assert (tmp_path / "back" / ann.name).read_bytes() == ann.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("bilstm_crf_ner")
+    examples = make_examples(nlp)
+    optimizer = nlp.initialize(lambda: examples)
+    for _ in range(60):
+        nlp.update(examples, sgd=optimizer)
+    path = tmp_path_factory.mktemp("model") / "pipeline"
+    nlp.to_disk(path)
+    return path
+
+
+def test_predict_folder_of_texts_to_brat(model, tmp_path):
+    deploy = tmp_path / "deploy"
+    (deploy / "week1").mkdir(parents=True)
+    texts = {"week1/a.txt": "Who is Shaka Khan?\r\nI like London and Berlin.", "b.txt": "Angela Merkel flew to Paris."}
+    for name, text in texts.items():
+        (deploy / name).write_bytes(text.encode("utf8"))
+    out = cli("predict", model, deploy, tmp_path / "out")
+    assert "Labelled 2 documents" in out
+    for name, text in texts.items():
+        assert (tmp_path / "out" / name).read_bytes() == text.encode("utf8")  # copies beside the .ann
+    ann = (tmp_path / "out" / "week1" / "a.ann").read_text().splitlines()
+    assert ann[0] == "T1\tPERSON 7 17\tShaka Khan"
+    assert {line.split("\t")[2] for line in ann} == {"Shaka Khan", "London", "Berlin"}
+    assert (tmp_path / "out" / "annotation.conf").exists()
+    # the corrected folder converts back for retraining
+    cli("convert", tmp_path / "out", tmp_path / "retrain.spacy")
+
+
+def test_predict_docbin_to_conll(model, tmp_path):
+    nlp = spacy.blank("en")
+    DocBin(docs=[nlp(t) for t, _ in TRAIN_DATA]).to_disk(tmp_path / "in.spacy")
+    cli("predict", model, tmp_path / "in.spacy", tmp_path / "out.conll")
+    rows = [line.split() for line in (tmp_path / "out.conll").read_text().splitlines() if line]
+    assert ["Shaka", "B-PERSON"] in rows and ["Khan", "I-PERSON"] in rows
