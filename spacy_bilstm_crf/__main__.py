@@ -62,6 +62,21 @@ def predict(
          batch_size=batch_size, encoding=encoding)
 
 
+@app.command()
+def evaluate(
+    model: str = typer.Argument(..., help="Trained pipeline: a directory or an installed package name"),
+    data_path: Path = typer.Argument(..., help="Gold data: .spacy DocBin, CoNLL file or BRAT folder"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the scores as JSON here"),
+    plots: Optional[Path] = typer.Option(None, "--plots", help="Write confusion_matrix.png (and learning_curve.png) here"),
+    log: Optional[Path] = typer.Option(None, "--log", help="Training log (ConsoleLogger.v3 output_file) for the learning curve"),
+    encoding: str = typer.Option("utf-8", "--encoding", help="Encoding of text input files"),
+    verbose: bool = VERBOSE,
+) -> None:
+    """Per-type precision/recall/F1 (exact match, as conlleval), an entity
+    confusion matrix and a learning curve."""
+    _run(verbose, commands.evaluate, model, data_path, output=output, plots=plots, log=log, encoding=encoding)
+
+
 def main() -> None:
     app()
 

@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
 import spacy
+import srsly
 from spacy.tokens import Doc, DocBin
 
 from .errors import FormatError
@@ -151,3 +152,36 @@ def _progress(items, desc: str, total: Optional[int] = None):
     total = total if total is not None else (len(items) if hasattr(items, "__len__") else None)
     return tqdm(items, desc=desc, total=total, disable=not sys.stderr.isatty() or (total or 0) < 50,
                 leave=False, unit="doc")
+
+
+def evaluate(model: str, data_path: Path, *, output: Optional[Path], plots: Optional[Path],
+             log: Optional[Path], encoding: str) -> Dict:
+    """Score a pipeline on gold data (any format): per-type P/R/F1, confusion
+    matrix; with --plots, PNGs of the confusion matrix and learning curve."""
+    from spacy.training import Example
+
+    from . import evaluation
+
+    nlp = spacy.load(model)
+    src = infer_format(data_path, None, reading=True)
+    gold, _ = read_docs(data_path, src, nlp, n_sents=10, tag_column=-1, scheme=None, encoding=encoding)
+    examples = [Example(nlp.make_doc(doc.text) if src == "brat" else
+                        Doc(nlp.vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc]), doc)
+                for doc in gold]
+    scores = nlp.evaluate(examples)
+    result = {k: scores[k] for k in ("ents_p", "ents_r", "ents_f", "ents_per_type") if k in scores}
+    predicted = [Example(doc, eg.reference) for doc, eg in zip(nlp.pipe(eg.predicted for eg in examples), examples)]
+    result["confusion"] = evaluation.confusion(predicted)
+    result["documents"] = len(examples)
+    print(evaluation.report_table(result))
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        srsly.write_json(output, result)
+        say("✔", f"Saved scores to {output}")
+    if plots:
+        plots.mkdir(parents=True, exist_ok=True)
+        written = [evaluation.plot_confusion(result["confusion"], plots / "confusion_matrix.png")]
+        if log and log.exists():
+            written.append(evaluation.plot_learning_curve(evaluation.read_training_log(log), plots / "learning_curve.png"))
+        say("✔", "Saved plots: " + ", ".join(str(p) for p in written if p))
+    return result

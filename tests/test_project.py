@@ -17,3 +17,6 @@ def test_project_all(tmp_path):
     assert set(metrics["ents_per_type"]) == {"PER", "ORG", "LOC", "MISC"}
     assert metrics["ents_f"] > 0.5
     assert (tmp_path / "training" / "bilstm_crf" / "model-best" / "bilstm_crf_ner" / "model").exists()
+    for png in ["confusion_matrix.png", "learning_curve.png"]:
+        assert (tmp_path / "metrics" / "bilstm_crf" / png).read_bytes().startswith(b"\x89PNG")
+    assert set(metrics["confusion"]) == {"LOC", "MISC", "ORG", "PER", "(none)"}

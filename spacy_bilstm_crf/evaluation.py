@@ -1,0 +1,98 @@
+"""Evaluation reports a person can look at: per-type scores (entity-level
+exact match, as conlleval), an entity confusion matrix and the learning curve
+of a training run, as JSON and PNG."""
+from collections import Counter
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional
+
+import srsly
+from spacy.training import Example
+
+NONE = "(none)"  # no entity with that exact span on the other side
+
+
+def confusion(examples: Iterable[Example]) -> Dict[str, Dict[str, int]]:
+    """counts[gold][predicted] over entities matched by exact character span;
+    NONE stands for a missed (gold only) or spurious (predicted only) entity."""
+    counts: Counter = Counter()
+    for eg in examples:
+        gold = {(e.start_char, e.end_char): e.label_ for e in eg.reference.ents}
+        pred = {(e.start_char, e.end_char): e.label_ for e in eg.predicted.ents}
+        for span in gold.keys() | pred.keys():
+            counts[gold.get(span, NONE), pred.get(span, NONE)] += 1
+    labels = sorted(({g for g, _ in counts} | {p for _, p in counts}) - {NONE}) + [NONE]
+    return {g: {p: counts[g, p] for p in labels} for g in labels}
+
+
+def report_table(scores: Dict) -> str:
+    """Per-type precision, recall and F1 as an aligned text table."""
+    rows = [("", "P", "R", "F", "")]
+    for label, prf in sorted((scores.get("ents_per_type") or {}).items()):
+        rows.append((label, *(f"{100 * prf[k]:.2f}" for k in "prf"), ""))
+    rows.append(("ALL", *(f"{100 * (scores.get(f'ents_{k}') or 0):.2f}" for k in "prf"), "micro"))
+    width = max(len(r[0]) for r in rows)
+    return "\n".join(f"{r[0]:<{width}}  {r[1]:>7} {r[2]:>7} {r[3]:>7}  {r[4]}".rstrip() for r in rows)
+
+
+def plot_confusion(matrix: Dict[str, Dict[str, int]], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy
+
+    labels = list(matrix)
+    data = numpy.array([[matrix[g][p] for p in labels] for g in labels], dtype=float)
+    size = 1.2 + 0.7 * len(labels)
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    shown = data / numpy.maximum(data.sum(axis=1, keepdims=True), 1)
+    image = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            if data[i, j]:
+                ax.text(j, i, f"{int(data[i, j])}", ha="center", va="center",
+                        color="white" if shown[i, j] > 0.5 else "black", fontsize=9)
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("gold")
+    ax.set_title("Entities by exact span (counts; colour: share of the gold row)")
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def read_training_log(path: Path) -> List[Dict]:
+    """The evaluation steps spaCy's ConsoleLogger.v3 wrote (output_file)."""
+    return [row for row in srsly.read_jsonl(path) if isinstance(row, dict) and "step" in row]
+
+
+def plot_learning_curve(rows: List[Dict], path: Path, score: str = "ents_f") -> Optional[Path]:
+    """Dev score and training loss against the training step."""
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [r["step"] for r in rows]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(steps, [100 * (r["scores"].get(score) or 0) for r in rows], "o-", color="tab:blue", label=f"dev {score}")
+    ax.set_xlabel("training step")
+    ax.set_ylabel(f"dev {score} (%)", color="tab:blue")
+    best = max(rows, key=lambda r: r["scores"].get(score) or 0)
+    ax.annotate(f"best {100 * best['scores'][score]:.2f}", (best["step"], 100 * best["scores"][score]),
+                textcoords="offset points", xytext=(0, 8), ha="center")
+    losses = ax.twinx()
+    for name in rows[0].get("losses", {}):
+        losses.plot(steps, [r["losses"][name] for r in rows], "--", color="tab:red", label=f"loss {name}")
+    losses.set_ylabel("training loss", color="tab:red")
+    losses.set_yscale("log")
+    ax.set_title("Learning curve")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
