@@ -77,6 +77,33 @@ def evaluate(
     _run(verbose, commands.evaluate, model, data_path, output=output, plots=plots, log=log, encoding=encoding)
 
 
+@app.command()
+def visualize(
+    model: str = typer.Argument(..., help="Trained pipeline: a directory or an installed package name"),
+    input_path: Path = typer.Argument(..., help="Texts (.txt, one per line), folder of .txt, .spacy, CoNLL or BRAT"),
+    output: Path = typer.Argument(..., help="HTML page to write"),
+    limit: int = typer.Option(0, "--limit", help="Show at most this many documents (0: all)"),
+    encoding: str = typer.Option("utf-8", "--encoding", help="Encoding of text input files"),
+    verbose: bool = VERBOSE,
+) -> None:
+    """Write a displaCy page of the predicted entities (a colour per label)."""
+    _run(verbose, commands.visualize, model, input_path, output, limit=limit, encoding=encoding)
+
+
+@app.command()
+def serve(
+    model: str = typer.Argument(..., help="Trained pipeline: a directory or an installed package name"),
+    input_path: Path = typer.Argument(..., help="Texts (.txt, one per line), folder of .txt, .spacy, CoNLL or BRAT"),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to serve on"),
+    port: int = typer.Option(5002, "--port", help="Port to serve on"),
+    limit: int = typer.Option(0, "--limit", help="Show at most this many documents (0: all)"),
+    encoding: str = typer.Option("utf-8", "--encoding", help="Encoding of text input files"),
+    verbose: bool = VERBOSE,
+) -> None:
+    """Serve the predicted entities with displacy.serve (Ctrl+C stops)."""
+    _run(verbose, commands.serve, model, input_path, host=host, port=port, limit=limit, encoding=encoding)
+
+
 def main() -> None:
     app()
 

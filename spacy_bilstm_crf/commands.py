@@ -185,3 +185,39 @@ def evaluate(model: str, data_path: Path, *, output: Optional[Path], plots: Opti
             written.append(evaluation.plot_learning_curve(evaluation.read_training_log(log), plots / "learning_curve.png"))
         say("✔", "Saved plots: " + ", ".join(str(p) for p in written if p))
     return result
+
+
+def _labelled(model: str, input_path: Path, encoding: str, limit: int):
+    """The pipeline, its entity labels and the input docs, labelled by it."""
+    nlp = spacy.load(model)
+    if input_path.is_file() and input_path.suffix == ".txt":
+        texts = [line for line in input_path.read_text(encoding=encoding).splitlines() if line.strip()]
+        docs = list(nlp.pipe(texts[:limit] if limit else texts))
+    else:
+        src = "brat" if input_path.is_dir() and any(input_path.rglob("*.txt")) else infer_format(input_path, None, reading=True)
+        docs, _ = read_docs(input_path, src, nlp, n_sents=10, tag_column=-1, scheme=None, encoding=encoding)
+        docs = list(nlp.pipe(_without_ents(docs[:limit] if limit else docs)))
+    labels = set()
+    for name in nlp.pipe_names:
+        labels |= set(getattr(nlp.get_pipe(name), "labels", ()) or ())
+    return nlp, labels, docs
+
+
+def visualize(model: str, input_path: Path, output: Path, *, limit: int, encoding: str) -> None:
+    """Write a displaCy page of the model's entities on the input."""
+    from .visualize import render_page
+
+    _, labels, docs = _labelled(model, input_path, encoding, limit)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(render_page(docs, labels), encoding="utf-8")
+    say("✔", f"Wrote {output}: {len(docs)} documents, {sum(len(d.ents) for d in docs)} entities")
+
+
+def serve(model: str, input_path: Path, *, host: str, port: int, limit: int, encoding: str) -> None:
+    """Serve the displaCy page of the model's entities on the input."""
+    from spacy import displacy
+
+    from .visualize import label_colors
+
+    _, labels, docs = _labelled(model, input_path, encoding, limit)
+    displacy.serve(docs, style="ent", host=host, port=port, options={"colors": label_colors(labels)})
