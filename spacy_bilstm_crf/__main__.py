@@ -104,6 +104,16 @@ def serve(
     _run(verbose, commands.serve, model, input_path, host=host, port=port, limit=limit, encoding=encoding)
 
 
+@app.command()
+def interact(
+    model: str = typer.Argument(..., help="Trained pipeline: a directory or an installed package name"),
+    json_lines: bool = typer.Option(False, "--jsonl", help="Print one JSON object per line"),
+    verbose: bool = VERBOSE,
+) -> None:
+    """Type a sentence, see its entities; also reads texts piped to stdin, one per line."""
+    _run(verbose, commands.interact, model, json_lines=json_lines)
+
+
 def main() -> None:
     app()
 

@@ -221,3 +221,37 @@ def serve(model: str, input_path: Path, *, host: str, port: int, limit: int, enc
 
     _, labels, docs = _labelled(model, input_path, encoding, limit)
     displacy.serve(docs, style="ent", host=host, port=port, options={"colors": label_colors(labels)})
+
+
+def interact(model: str, *, json_lines: bool, stdin=None, stdout=None) -> int:
+    """Read texts line by line (typed, or piped in) and print their entities.
+    Returns the number of lines labelled."""
+    stdin = stdin or sys.stdin
+    stdout = stdout or sys.stdout
+    nlp = spacy.load(model)
+    tty = stdin.isatty()
+    if tty:
+        print("Type a sentence and press Enter to see its entities; Ctrl-D to quit.", file=stdout)
+    count = 0
+    while True:
+        if tty:
+            print("> ", end="", file=stdout, flush=True)
+        line = stdin.readline()
+        if not line:
+            break
+        text = line.rstrip("\r\n")
+        if not text.strip():
+            continue
+        doc = nlp(text)
+        count += 1
+        if json_lines:
+            ents = [{"start": e.start_char, "end": e.end_char, "label": e.label_, "text": e.text} for e in doc.ents]
+            print(srsly.json_dumps({"text": text, "entities": ents}), file=stdout, flush=True)
+            continue
+        if not doc.ents:
+            print("  (no entities)", file=stdout)
+        width = max((len(e.text) for e in doc.ents), default=0)
+        for e in doc.ents:
+            print(f"  {e.text:<{width}}  {e.label_:<8} {e.start_char}-{e.end_char}", file=stdout)
+        stdout.flush()
+    return count

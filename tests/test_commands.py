@@ -105,3 +105,28 @@ def test_predict_docbin_to_conll(model, tmp_path):
     cli("predict", model, tmp_path / "in.spacy", tmp_path / "out.conll")
     rows = [line.split() for line in (tmp_path / "out.conll").read_text().splitlines() if line]
     assert ["Shaka", "B-PERSON"] in rows and ["Khan", "I-PERSON"] in rows
+
+
+def test_interact_reads_piped_stdin(model):
+    result = subprocess.run([sys.executable, "-m", "spacy_bilstm_crf", "interact", str(model), "--jsonl"],
+                            input="Who is Shaka Khan?\n\nAngela Merkel flew to Paris.\n", capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    nlp = spacy.load(model)
+    assert [r["text"] for r in rows] == ["Who is Shaka Khan?", "Angela Merkel flew to Paris."]
+    for row in rows:
+        assert [(e["start"], e["end"], e["label"]) for e in row["entities"]] == [
+            (e.start_char, e.end_char, e.label_) for e in nlp(row["text"]).ents]
+    plain = subprocess.run([sys.executable, "-m", "spacy_bilstm_crf", "interact", str(model)],
+                           input="Who is Shaka Khan?\n", capture_output=True, text=True).stdout
+    assert "Shaka Khan" in plain and "PERSON" in plain and "7-17" in plain
+
+
+def test_visualize_writes_a_page_with_label_colours(model, tmp_path):
+    texts = tmp_path / "texts.txt"
+    texts.write_text("Who is Shaka Khan?\nI like London and Berlin.\n")
+    out = cli("visualize", model, texts, tmp_path / "page.html")
+    assert "Wrote" in out
+    page = (tmp_path / "page.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "Shaka Khan" in page
+    assert page.count('class="entity"') == sum(len(d.ents) for d in spacy.load(model).pipe(texts.read_text().splitlines()))
