@@ -143,6 +143,7 @@ class BiLSTMCRFNER(TrainablePipe):
             sample = [Doc(self.vocab, words=["x"])]
         self.model.set_dim("nO", n_tags(len(self.labels), self.scheme), force=True)
         self.model.initialize(X=sample)
+        self._init_tag_prior(get_examples)
 
     def predict(self, docs: Iterable[Doc]) -> List[Ints1d]:
         """The best tag ids of each doc, decoded under the tag scheme's
@@ -204,6 +205,19 @@ class BiLSTMCRFNER(TrainablePipe):
         return loss, d_scores
 
     # internals -------------------------------------------------------------
+
+    def _init_tag_prior(self, get_examples: Callable[[], Iterable[Example]]) -> None:
+        """Start the output bias at the log frequency of each tag in the
+        training data (add-one smoothed): training starts from the tag prior
+        instead of having to learn it, and an untrained model predicts O."""
+        counts = numpy.ones(n_tags(len(self.labels), self.scheme))
+        for eg in get_examples():
+            if len(eg.predicted):
+                gold = self._gold([eg])
+                counts += numpy.bincount(gold[gold != MISSING], minlength=len(counts))
+        if counts.sum() > len(counts):
+            output = self.model.get_ref("output")
+            output.set_param("b", self.model.ops.asarray1f(numpy.log(counts / counts.sum())))
 
     def _learn_vocabularies(self, get_examples: Callable[[], Iterable[Example]]) -> None:
         """Layers that embed the training data's words count them here, in

@@ -43,7 +43,8 @@ def build_char_word_embed_v1(
     word_vocab (bool): Embed the training data's words, with one UNK row for
         all others (see vocab_embed.py); false hashes every word instead.
     unk_rate (float): With word_vocab, the rate at which words seen once in
-        training are replaced by UNK during training.
+        training are replaced by UNK during training; like all dropout rates,
+        it is set by the `drop` of each update ([training] dropout).
     shape_width (int): Width of the word-shape embedding; 0 disables it.
     shape_rows (int): Rows of the word-shape embedding table.
     include_static_vectors (bool): Join the vectors of nlp.vocab.vectors, set by

@@ -25,7 +25,7 @@ def WordVocabEmbed(width: int, attr: str, max_rows: int, unk_rate: float) -> Mod
         init=_init,
         params={"E": None},
         dims={"nO": width},
-        attrs={"attr": attr, "max_rows": max_rows, "unk_rate": unk_rate, "keys": None, "singletons": None},
+        attrs={"attr": attr, "max_rows": max_rows, "dropout_rate": unk_rate, "keys": None, "singletons": None},
     )
 
 
@@ -65,7 +65,7 @@ def _rows(model: Model, docs: List[Doc], is_train: bool) -> numpy.ndarray:
     pos = numpy.minimum(numpy.searchsorted(keys, tokens), len(keys) - 1)
     found = keys[pos] == tokens
     rows = numpy.where(found, pos + 1, 0)
-    rate = model.attrs["unk_rate"]
+    rate = model.attrs["dropout_rate"]
     if is_train and rate:
         unk = found & singletons[pos] & (numpy.random.random(len(rows)) < rate)
         rows[unk] = 0
