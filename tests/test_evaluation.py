@@ -1,0 +1,108 @@
+"""Scores are conlleval's: entity-level exact match, micro-averaged, I- after O
+starting a chunk. conlleval's chunking rules are re-implemented here from its
+definition and compared with the figures our evaluation reports."""
+import random
+
+import pytest
+import spacy
+from spacy.scorer import get_ner_prf
+from spacy.training import Example
+
+from spacy_bilstm_crf.evaluation import NONE, confusion, report_table
+from spacy_bilstm_crf.formats.conll import read_conll
+
+from .helpers import DATASETS
+
+
+def conlleval_chunks(tags):
+    """(start, end, type) chunks by conlleval's startOfChunk / endOfChunk."""
+    chunks, start, prev_tag, prev_type = set(), None, "O", ""
+    for i, tag in enumerate(tags + ["O"]):
+        kind, typ = (tag[0], tag[2:]) if tag != "O" else ("O", "")
+        ends = prev_tag in "BI" and prev_tag != "O" and (kind in "BO" or typ != prev_type)
+        starts = kind == "B" or (kind == "I" and prev_tag == "O") or (kind != "O" and typ != prev_type)
+        if ends and start is not None:
+            chunks.add((start, i, prev_type))
+            start = None
+        if starts:
+            start = i
+        prev_tag, prev_type = kind, typ
+    return chunks
+
+
+def conlleval_scores(gold_sents, pred_sents):
+    per_type = {}
+    for gold, pred in zip(gold_sents, pred_sents):
+        g, p = conlleval_chunks(gold), conlleval_chunks(pred)
+        for typ in {c[2] for c in g | p}:
+            tp, fp, fn = per_type.get(typ, (0, 0, 0))
+            gt, pt = {c for c in g if c[2] == typ}, {c for c in p if c[2] == typ}
+            per_type[typ] = (tp + len(gt & pt), fp + len(pt - gt), fn + len(gt - pt))
+    return per_type
+
+
+def perturb(tags, rng):
+    """Prediction-like errors: wrong types, shifted boundaries, misses,
+    spurious entities, and IOB1-style I- starts."""
+    out = list(tags)
+    for i, tag in enumerate(out):
+        r = rng.random()
+        if tag != "O" and r < 0.05:
+            out[i] = tag[:2] + rng.choice(["PER", "LOC", "ORG", "MISC"])
+        elif tag != "O" and r < 0.08:
+            out[i] = "O"
+        elif tag == "O" and r < 0.02:
+            out[i] = rng.choice(["B-", "I-"]) + rng.choice(["PER", "LOC"])
+        elif tag.startswith("B-") and r < 0.12:
+            out[i] = "I-" + tag[2:]
+    return out
+
+
+def test_scores_equal_conlleval_on_conll2003_test(tmp_path):
+    path = DATASETS / "conll2003" / "test.txt"
+    if not path.exists():
+        pytest.skip(f"{path} not found")
+    rng = random.Random(0)
+    lines, gold_sents, pred_sents, gold, pred = [], [], [], [], []
+    for line in path.read_text(encoding="utf8").split("\n"):
+        cols = line.split()
+        if not cols or cols[0] == "-DOCSTART-":
+            if gold:
+                p = perturb(gold, rng)
+                gold_sents.append(gold), pred_sents.append(p)
+                lines.extend(f"{w} {g} {t}" for w, g, t in zip(words, gold, p))
+                lines.append("")
+            words, gold = [], []
+            continue
+        words.append(cols[0])
+        gold.append(cols[-1])
+    data = tmp_path / "both.conll"
+    data.write_text("\n".join(lines) + "\n", encoding="utf8")
+    vocab = spacy.blank("en").vocab
+    gold_docs = read_conll(data, vocab, n_sents=1, tag_column=-2)
+    pred_docs = read_conll(data, vocab, n_sents=1, tag_column=-1, scheme="IOB2")
+    scores = get_ner_prf([Example(p, g) for p, g in zip(pred_docs, gold_docs)])
+    expected = conlleval_scores(gold_sents, pred_sents)
+    assert set(scores["ents_per_type"]) == set(expected)
+    for typ, (tp, fp, fn) in expected.items():
+        prf = scores["ents_per_type"][typ]
+        assert prf["p"] == pytest.approx(tp / (tp + fp)) and prf["r"] == pytest.approx(tp / (tp + fn))
+    tp, fp, fn = (sum(v[i] for v in expected.values()) for i in range(3))
+    assert scores["ents_f"] == pytest.approx(2 * tp / (2 * tp + fp + fn))
+    assert sum(len(d.ents) for d in gold_docs) == 5648
+
+
+def test_confusion_and_table():
+    nlp = spacy.blank("en")
+    gold = nlp("Ada Lovelace met Babbage in London")
+    gold.set_ents([gold.char_span(0, 12, "PER"), gold.char_span(17, 24, "PER"), gold.char_span(28, 34, "LOC")])
+    pred = nlp("Ada Lovelace met Babbage in London")
+    pred.set_ents([pred.char_span(0, 3, "PER"), pred.char_span(17, 24, "ORG"), pred.char_span(28, 34, "LOC")])
+    matrix = confusion([Example(pred, gold)])
+    assert matrix["PER"]["ORG"] == 1 and matrix["LOC"]["LOC"] == 1
+    assert matrix["PER"][NONE] == 1 and matrix[NONE]["PER"] == 1  # a boundary error: missed + spurious
+    assert list(matrix) == ["LOC", "ORG", "PER", NONE]
+    table = report_table({"ents_p": 1 / 3, "ents_r": 1 / 3, "ents_f": 1 / 3,
+                          "ents_per_type": {"LOC": {"p": 1.0, "r": 1.0, "f": 1.0}}})
+    assert table.splitlines()[1].split() == ["LOC", "100.00", "100.00", "100.00"]
+    assert table.splitlines()[-1].split() == ["ALL", "33.33", "33.33", "33.33", "micro"]
