@@ -20,3 +20,11 @@ def test_project_all(tmp_path):
     for png in ["confusion_matrix.png", "learning_curve.png"]:
         assert (tmp_path / "metrics" / "bilstm_crf" / png).read_bytes().startswith(b"\x89PNG")
     assert set(metrics["confusion"]) == {"LOC", "MISC", "ORG", "PER", "(none)"}
+    brat_metrics = json.loads((tmp_path / "metrics" / "bilstm_crf_brat.json").read_text())
+    assert brat_metrics["documents"] == 8
+    page = (tmp_path / "metrics" / "bilstm_crf" / "entities.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and 'class="entity"' in page
+    predicted = tmp_path / "predictions" / "bilstm_crf"
+    for text in (tmp_path / "assets" / "texts").glob("*.txt"):
+        assert (predicted / text.name).read_bytes() == text.read_bytes()
+        assert (predicted / text.name.replace(".txt", ".ann")).exists()
