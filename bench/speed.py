@@ -29,6 +29,7 @@ from spacy.util import fix_random_seed, load_model_from_config, minibatch
 ROOT = Path(__file__).resolve().parents[1]
 CONLL = ROOT.parent / "shared" / "datasets" / "conll2003"
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from spacy_bilstm_crf.formats.conll import read_conll  # noqa: E402
 
@@ -123,6 +124,9 @@ def main():
     })
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+    from accuracy import write_table
+
+    write_table()
     print(json.dumps({k: result[k] for k in ("ours_wps", "spacy_ner_wps", "ratio")} | {"command": result["command"]}))
 
 

@@ -1,0 +1,112 @@
+"""Accuracy benchmarks: train on a corpus's train split, early-stop on its dev
+split, report test scores; ours or spaCy's own `ner` on the same files.
+
+    python bench/accuracy.py conll2003_novectors [--peer spacy_ner] [--max-steps N] [--max-minutes M]
+
+Benchmarks: conll2003_novectors (configs/bilstm_crf.cfg), bc2gm, ncbi_disease
+(the same config), conll2003 (configs/bilstm_crf_glove.cfg; needs --vectors, a
+pipeline with GloVe vectors). Writes bench/results/<name>.json (ours) or
+<name>.<peer>.json, with the command, the date and the machine's cores, and
+updates the table in bench/RESULTS.md.
+"""
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "datasets"
+RESULTS = ROOT / "bench" / "results"
+WORK = ROOT / "bench" / "work"
+BENCHMARKS = {
+    "conll2003_novectors": ("conll2003", "train.txt", "valid.txt", "test.txt", "bilstm_crf.cfg"),
+    "conll2003": ("conll2003", "train.txt", "valid.txt", "test.txt", "bilstm_crf_glove.cfg"),
+    "bc2gm": ("bio/BC2GM-IOB", "train.tsv", "devel.tsv", "test.tsv", "bilstm_crf.cfg"),
+    "ncbi_disease": ("bio/NCBI-disease-IOB", "train.tsv", "devel.tsv", "test.tsv", "bilstm_crf.cfg"),
+}
+
+
+def run(*args):
+    print("$", " ".join(map(str, args)), flush=True)
+    subprocess.run([sys.executable, *map(str, args)], check=True)
+
+
+def spacy_ner_config(path: Path) -> Path:
+    """spaCy's `ner` (efficiency), with the same sentencizer, eval and patience."""
+    out = path / "spacy_ner.cfg"
+    run("-m", "spacy", "init", "config", out, "--lang", "en", "--pipeline", "ner", "--optimize", "efficiency", "--force")
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("name", choices=sorted(BENCHMARKS))
+    parser.add_argument("--peer", choices=["spacy_ner"], help="train spaCy's own ner instead of ours")
+    parser.add_argument("--vectors", help="pipeline with static vectors (conll2003)")
+    parser.add_argument("--max-steps", type=int, default=20000)
+    parser.add_argument("--patience", type=int, default=2000)
+    parser.add_argument("--eval-frequency", type=int, default=400)
+    parser.add_argument("--n-sents", type=int, default=10)
+    args = parser.parse_args()
+    folder, train, dev, test, config = BENCHMARKS[args.name]
+    tag = args.name + (f".{args.peer}" if args.peer else "")
+    work = WORK / tag
+    corpus = work / "corpus"
+    corpus.mkdir(parents=True, exist_ok=True)
+    for split in (train, dev, test):
+        run("-m", "spacy_bilstm_crf", "convert", DATA / folder / split, corpus / f"{Path(split).stem}.spacy",
+            "--n-sents", args.n_sents)
+    config_path = spacy_ner_config(work) if args.peer else ROOT / "configs" / config
+    overrides = ["--paths.train", corpus / f"{Path(train).stem}.spacy", "--paths.dev", corpus / f"{Path(dev).stem}.spacy",
+                 "--training.max_steps", args.max_steps, "--training.patience", args.patience,
+                 "--training.eval_frequency", args.eval_frequency]
+    if not args.peer:
+        overrides += ["--training.logger.output_file", work / "log.jsonl"]
+    if args.vectors:
+        overrides += ["--paths.vectors", args.vectors]
+    start = time.time()
+    run("-m", "spacy", "train", config_path, "--output", work / "training", *overrides)
+    train_seconds = time.time() - start
+    scores_path = work / "test_scores.json"
+    run("-m", "spacy_bilstm_crf", "evaluate", work / "training" / "model-best", corpus / f"{Path(test).stem}.spacy",
+        "--output", scores_path, "--plots", work / "plots", "--log", work / "log.jsonl")
+    scores = json.loads(scores_path.read_text())
+    meta = json.loads((work / "training" / "model-best" / "meta.json").read_text())
+    result = {
+        "benchmark": args.name, "system": args.peer or "bilstm_crf_ner",
+        "test_ents_f": scores["ents_f"], "test_ents_p": scores["ents_p"], "test_ents_r": scores["ents_r"],
+        "test_ents_per_type": scores["ents_per_type"],
+        "dev_ents_f": meta["performance"].get("ents_f"),
+        "train_seconds": round(train_seconds),
+        "command": "python bench/accuracy.py " + " ".join(sys.argv[1:]),
+        "date": datetime.date.today().isoformat(), "cores": os.cpu_count(),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{tag}.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_table()
+    print(json.dumps({k: result[k] for k in ("benchmark", "system", "test_ents_f", "dev_ents_f")}))
+
+
+def write_table():
+    rows = []
+    for path in sorted(RESULTS.glob("*.json")):
+        r = json.loads(path.read_text())
+        if "test_ents_f" in r:
+            rows.append(f"| {r['benchmark']} | {r['system']} | {100 * r['test_ents_f']:.2f} | "
+                        f"{100 * (r.get('dev_ents_f') or 0):.2f} | {r['train_seconds']} | {r['date']} | `{r['command']}` |")
+        elif "ratio" in r:
+            rows.append(f"| speed (CoNLL-2003 test, nlp.pipe) | ours {r['ours_wps']} w/s, spaCy ner {r['spacy_ner_wps']} w/s "
+                        f"| ratio {r['ratio']} | | | {r['date']} | `{r['command']}` |")
+    table = ("| benchmark | system | test F1 | dev F1 | train s | date | command |\n"
+             "| --- | --- | --- | --- | --- | --- | --- |\n" + "\n".join(rows) + "\n")
+    (ROOT / "bench" / "RESULTS.md").write_text(
+        "# Benchmark results\n\nWritten by the bench scripts (see bench/README.md); one row per results file, "
+        f"measured on this project's {os.cpu_count()}-core CPU machines.\n\n" + table)
+
+
+if __name__ == "__main__":
+    main()
