@@ -117,3 +117,16 @@ def test_saved_pipeline_holds_no_pickle(corpus, tmp_path):
     model_bytes = (tmp_path / "p" / "bilstm_crf_ner" / "model").read_bytes()
     # torch.save writes a zip archive holding data.pkl; msgpack never does
     assert b"data.pkl" not in model_bytes and b"PK\x03\x04" not in model_bytes
+
+
+def test_spacy_init_labels_and_train_with_them(corpus, tmp_path):
+    """`spacy init labels` stores label_data; [initialize.components] reads it back."""
+    args = ["--paths.train", str(corpus / "train.spacy"), "--paths.dev", str(corpus / "dev.spacy")]
+    run("-m", "spacy", "init", "labels", str(ROOT / "configs" / "bilstm_crf.cfg"), str(tmp_path / "labels"), *args)
+    labels = json.loads((tmp_path / "labels" / "bilstm_crf_ner.json").read_text())
+    assert labels == ["LOC", "ORG", "PERSON"]
+    run("-m", "spacy", "train", str(ROOT / "configs" / "bilstm_crf.cfg"), *args, "--training.max_steps", "2",
+        "--initialize.components.bilstm_crf_ner.labels.@readers", "spacy.read_labels.v1",
+        "--initialize.components.bilstm_crf_ner.labels.path", str(tmp_path / "labels" / "bilstm_crf_ner.json"),
+        "--output", str(tmp_path / "out"))
+    assert spacy.load(tmp_path / "out" / "model-last").get_pipe("bilstm_crf_ner").labels == tuple(labels)

@@ -54,14 +54,18 @@ def test_bad_input_is_one_clear_error(tmp_path):
                                           str(tmp_path / "x.spacy"), "--verbose"], capture_output=True, text=True).stderr
 
 
-def test_brat_corpus_converts_and_round_trips(tmp_path):
-    root = DATASETS / "brat" / "NCBI-disease"
+@pytest.mark.parametrize("corpus", ["NCBI-disease", "CoNLL-ST_2002-esp", "CoNLL-ST_2002-ned"])
+def test_brat_corpus_converts_and_round_trips(corpus, tmp_path):
+    root = DATASETS / "brat" / corpus
     if not root.exists():
         pytest.skip(f"{root} not found")
-    cli("convert", root, tmp_path / "ncbi.spacy")
-    out = cli("convert", tmp_path / "ncbi.spacy", tmp_path / "back", "--to", "brat")
-    assert "Read 20 documents" in out
-    for ann in root.glob("*.ann"):
+    cli("convert", root, tmp_path / "c.spacy")
+    out = cli("convert", tmp_path / "c.spacy", tmp_path / "back", "--to", "brat")
+    texts = sorted(root.glob("*.txt"))
+    assert f"Read {len(texts)} documents" in out
+    for txt in texts:
+        ann = txt.with_name(txt.name[:-4] + ".ann")
+        assert (tmp_path / "back" / txt.name).read_bytes() == txt.read_bytes()
         assert (tmp_path / "back" / ann.name).read_bytes() == ann.read_bytes()
 
 
