@@ -92,6 +92,7 @@ class BiLSTMCRFNER(TrainablePipe):
         self.name = name
         self.cfg: Dict = {"labels": [], "scheme": check_scheme(scheme)}
         self.scorer = scorer
+        self._n_updates = 0
 
     @property
     def labels(self) -> Tuple[str, ...]:
@@ -184,6 +185,7 @@ class BiLSTMCRFNER(TrainablePipe):
             return losses
         self._add_labels_of([eg.reference for eg in examples])
         set_dropout_rate(self.model, drop)
+        self._n_updates += 1
         scores, backprop = self.model.begin_update([eg.predicted for eg in examples])
         loss, d_scores, d_crf = self._loss(examples, scores)
         backprop(d_scores)
@@ -332,7 +334,7 @@ class BiLSTMCRFNER(TrainablePipe):
             total = -torch.logsumexp(crf.constrain(log_p, gold_allowed), dim=1).sum()
         loss = total / len(flat)
         if not torch.isfinite(loss):
-            raise ValueError(Errors.E003.format(name=self.name, loss=loss.item()))
+            raise ValueError(Errors.E003.format(name=self.name, loss=loss.item(), step=self._n_updates))
         loss.backward()
         d_flat = self.model.ops.asarray2f(flat.grad.numpy())
         d_scores = self.model.ops.unflatten(d_flat, [len(doc) for doc in docs])

@@ -15,8 +15,9 @@ class Errors(metaclass=ErrorsWithCodes):
     E001 = "Unknown tag scheme '{scheme}'. Use one of: {schemes}."
     E002 = ("Invalid entity label {label!r}: a label must be a non-empty string "
             "without whitespace, and not 'O' or '-' (those mean outside and missing).")
-    E003 = ("The {name} component's loss is {loss} at this update: training has "
-            "diverged. Lower the learning rate or set `[training.optimizer] grad_clip`.")
+    E003 = ("The {name} component's loss is {loss} at update {step}: training has "
+            "diverged. Lower `[training.optimizer] learn_rate`, set `grad_clip`, "
+            "and check the training data for empty or extreme inputs.")
     E004 = ("The {name} component's model has not been initialized. Call "
             "`nlp.initialize()` (or train the pipeline) before using it.")
     E005 = ("Static vectors were requested (`include_static_vectors = true`) but the "

@@ -171,3 +171,15 @@ def test_names_cannot_leave_the_output_folder(name, expected, nlp, tmp_path):
     doc.user_data["brat"] = {"name": name}
     ann = write_brat(doc, tmp_path / "out")
     assert (tmp_path / "out") in ann.resolve().parents
+
+
+def test_ann_with_bom_and_dangling_references(nlp, tmp_path):
+    ann = "\ufeffT1\tPER 0 3\tAda\nR1\tKnows Arg1:T1 Arg2:T9\n"
+    make_corpus(tmp_path / "src", "Ada Lovelace", ann, name="d")
+    stats = BratStats()
+    doc = read_brat(tmp_path / "src" / "d.txt", nlp, root=tmp_path / "src", stats=stats)
+    assert [e.text for e in doc.ents] == ["Ada"]
+    (note,) = stats.notes
+    assert "references to ids with no annotation line (T9)" in note
+    write_brat(doc, tmp_path / "out")
+    assert (tmp_path / "out" / "d.ann").read_bytes() == ann.encode("utf8")

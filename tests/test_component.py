@@ -354,7 +354,7 @@ def test_nan_loss_is_a_clear_error():
     nlp.initialize(get_examples=lambda: examples)
     scores = ner.model.predict([eg.predicted for eg in examples])
     scores[0][0, 0] = numpy.nan
-    with pytest.raises(ValueError, match="diverged"):
+    with pytest.raises(ValueError, match="nan at update 0: training has diverged"):
         ner.get_loss(examples, scores)
 
 
@@ -433,3 +433,25 @@ def test_conll_sentences_overfit(conll_train):
         for batch in spacy.util.minibatch(examples, size=16):
             nlp.update(batch, sgd=optimizer, drop=0.5)
     assert nlp.evaluate(examples)["ents_f"] >= 0.95
+
+
+def test_fixed_seed_gives_the_same_weights_and_predictions():
+    def run():
+        nlp = spacy.blank("en")
+        nlp.add_pipe("bilstm_crf_ner")
+        train(nlp, make_examples(nlp), n_iter=5, drop=0.5, seed=7)
+        ner = nlp.get_pipe("bilstm_crf_ner")
+        return ner.model.to_bytes(), [ents(d) for d in nlp.pipe(t for t, _ in TRAIN_DATA)]
+
+    first, second = run(), run()
+    assert first[0] == second[0] and first[1] == second[1]
+
+
+def test_one_very_long_sentence(trained):
+    """10,000 tokens with no sentence boundaries: cut in 512-token pieces for
+    the BiLSTM and the CRF, all packed without padding."""
+    nlp, _ = trained
+    words = (["Shaka", "Khan", "visited", "London", "and"] * 2000)
+    doc = nlp(Doc(nlp.vocab, words=words))
+    assert len(doc) == 10000
+    assert all(e.label_ in ("PERSON", "LOC", "ORG") for e in doc.ents)

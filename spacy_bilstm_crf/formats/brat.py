@@ -71,6 +71,9 @@ def read_brat(
     ann_path = txt_path.parent / (txt_path.name[: -len(".txt")] + ".ann")
     has_ann = ann_path.exists()
     lines = decode(ann_path.read_bytes(), ann_path, encoding, keep_bom=True).splitlines(True) if has_ann else []
+    ann_bom = bool(lines) and lines[0].startswith("\ufeff")
+    if ann_bom:  # offsets live in the .txt; a BOM on the .ann is only kept for writing back
+        lines[0] = lines[0][1:]
     textbounds, triggers = _parse(lines, ann_path, text, stats)
     entities = [t for t in textbounds if t.id not in triggers and len(t.fragments) == 1]
     doc = _tokenize(nlp, text, {t.fragments[0][0] for t in entities}, {t.fragments[0][1] for t in entities})
@@ -97,6 +100,7 @@ def read_brat(
         "entity_lines": {str(k): v for k, v in ent_lines.items()},
         "encoding": encoding,
         "has_ann": has_ann,
+        "ann_bom": ann_bom,
     }
     stats.documents += 1
     stats.entities += len(ents)
@@ -131,6 +135,9 @@ def _parse(lines: List[str], path: Path, text: str, stats: BratStats) -> Tuple[L
         else:
             raise FormatError(path, number, f"unknown annotation line starting with {line[:12]!r}: "
                               "BRAT lines start with an id T, E, R, A, M, N, # or *.")
+    dangling = _referenced_ids(lines) - set(seen)
+    if dangling:
+        stats.notes[f"{Path(path).name}: references to ids with no annotation line ({', '.join(sorted(dangling)[:5])}); kept as they are"] += 1
     return textbounds, triggers
 
 
@@ -187,7 +194,8 @@ def write_brat(doc: Doc, out_dir: Path, *, name: Optional[str] = None, scores: O
     encoding = meta.get("encoding", "utf-8")
     txt_path.write_bytes(doc.text.encode(encoding))
     ann_path = Path(out_dir) / f"{rel}.ann"
-    ann_path.write_bytes("".join(ann_lines(doc)).encode(encoding))
+    bom = "\ufeff" if meta.get("ann_bom") else ""
+    ann_path.write_bytes((bom + "".join(ann_lines(doc))).encode(encoding))
     return ann_path
 
 
@@ -222,15 +230,22 @@ def ann_lines(doc: Doc) -> List[str]:
 
 
 def _referenced_ids(lines: Iterable[str]) -> Set[str]:
+    """The annotation ids that lines refer to (event arguments, relation
+    arguments, targets of attributes, notes and normalizations, equivalences)."""
     ids: Set[str] = set()
     for line in lines:
         fields = line.rstrip("\r\n").split("\t")
-        if len(fields) > 1:
-            for arg in fields[1].split()[1 if fields[0] != "*" else 1:]:
-                ids.add(arg.rpartition(":")[2] if ":" in arg else arg)
-            first = fields[1].split()[0] if fields[1].split() else ""
-            if ":" in first:
-                ids.add(first.partition(":")[2])
+        words = fields[1].split() if len(fields) > 1 else []
+        kind = line[:1]
+        if kind == "E":
+            ids.update(w.partition(":")[2] for w in words)
+        elif kind == "R":
+            ids.update(w.partition(":")[2] for w in words[1:])
+        elif kind in "AMN#" and len(words) > 1:
+            ids.add(words[1])
+        elif kind == "*":
+            ids.update(words[1:])
+    ids.discard("")
     return ids
 
 

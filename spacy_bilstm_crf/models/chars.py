@@ -60,10 +60,15 @@ def _char_encoder(name: str, module, nO: int, rows: int, max_length: int) -> Mod
     return Model(
         name,
         _forward,
+        init=_init,
         layers=[torch_model],
         dims={"nO": nO},
         attrs={"rows": rows, "max_length": max_length},
     )
+
+
+def _init(model: Model, X=None, Y=None) -> None:
+    model.layers[0].shims[0]._model.build()
 
 
 def _forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[Floats2d], Callable]:

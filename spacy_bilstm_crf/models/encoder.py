@@ -30,9 +30,8 @@ def BiLSTMEncoder(hidden_width: int, depth: int, dropout: float) -> Model[Ragged
 def _init(model: Model, X=None, Y=None) -> None:
     if X is not None:
         model.set_dim("nI", X.data.shape[1])
-    module = cast(BiLSTM, model.layers[0].shims[0]._model)
-    if module.lstm is None:
-        module.build(model.get_dim("nI"))
+    # the module creates its weights now, from the seeded RNG
+    cast(BiLSTM, model.layers[0].shims[0]._model).build(model.get_dim("nI"))
 
 
 def _forward(model: Model, X: Ragged, is_train: bool) -> Tuple[Ragged, Callable]:

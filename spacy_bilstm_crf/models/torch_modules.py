@@ -1,8 +1,10 @@
 """The raw PyTorch modules. Their Thinc glue lives in encoder.py and chars.py.
 
-Each module can describe itself (`cfg`) and be rebuilt from that description,
-so that `serialize`/`deserialize` store plain arrays with msgpack: a saved
-pipeline holds no pickle and loading it runs no code from the file.
+Each module describes itself (`cfg`) and creates its parameters in `build`,
+which the Thinc layer calls at initialization (so `fix_random_seed` before
+`nlp.initialize` fixes every weight) and `deserialize` calls when loading.
+`serialize`/`deserialize` store plain arrays with msgpack: a saved pipeline
+holds no pickle and loading it runs no code from the file.
 """
 from typing import Any, Dict
 
@@ -46,9 +48,14 @@ class CharLSTM(nn.Module):
     def __init__(self, rows: int, char_width: int, hidden_width: int):
         super().__init__()
         self.cfg = {"rows": rows, "char_width": char_width, "hidden_width": hidden_width}
-        self.embed = nn.Embedding(rows, char_width, padding_idx=0)
-        self.lstm = nn.LSTM(char_width, hidden_width, bidirectional=True, batch_first=True)
+        self.embed = self.lstm = None
+
+    def build(self) -> "CharLSTM":
+        cfg = self.cfg
+        self.embed = nn.Embedding(cfg["rows"], cfg["char_width"], padding_idx=0)
+        self.lstm = nn.LSTM(cfg["char_width"], cfg["hidden_width"], bidirectional=True, batch_first=True)
         _forget_gate_bias_one(self.lstm)
+        return self
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         if ids.shape[0] == 0:
@@ -65,8 +72,13 @@ class CharCNN(nn.Module):
     def __init__(self, rows: int, char_width: int, filters: int, window: int):
         super().__init__()
         self.cfg = {"rows": rows, "char_width": char_width, "filters": filters, "window": window}
-        self.embed = nn.Embedding(rows, char_width, padding_idx=0)
-        self.conv = nn.Conv1d(char_width, filters, kernel_size=2 * window + 1, padding=window)
+        self.embed = self.conv = None
+
+    def build(self) -> "CharCNN":
+        cfg = self.cfg
+        self.embed = nn.Embedding(cfg["rows"], cfg["char_width"], padding_idx=0)
+        self.conv = nn.Conv1d(cfg["char_width"], cfg["filters"], kernel_size=2 * cfg["window"] + 1, padding=cfg["window"])
+        return self
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         if ids.shape[0] == 0:
@@ -98,8 +110,12 @@ def deserialize(module: nn.Module, data: bytes, device: torch.device) -> nn.Modu
     if msg["type"] != type(module).__name__:
         raise ValueError(f"Cannot load a {msg['type']} into a {type(module).__name__}")
     module.cfg.update(msg["cfg"])
-    if isinstance(module, BiLSTM) and module.lstm is None and module.cfg["nI"] is not None:
+    if not msg["state"]:  # saved before initialization
+        return module.to(device)
+    if isinstance(module, BiLSTM):
         module.build(module.cfg["nI"])
+    else:
+        module.build()
     state = {k: torch.from_numpy(numpy.array(v)) for k, v in msg["state"].items()}
     module.load_state_dict(state)
     return module.to(device)
