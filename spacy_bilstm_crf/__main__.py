@@ -16,10 +16,18 @@ VERBOSE = typer.Option(False, "--verbose", "-V", help="Show the full traceback o
 def _run(verbose: bool, func, *args, **kwargs) -> None:
     try:
         func(*args, **kwargs)
+    except KeyboardInterrupt:
+        commands.say("✘", "interrupted", file=sys.stderr)
+        sys.exit(130)
     except (FormatError, OSError) as err:
         if verbose:
             raise
         commands.say("✘", str(err), file=sys.stderr)
+        sys.exit(1)
+    except Exception as err:  # never a bare traceback for the user; --verbose shows it
+        if verbose:
+            raise
+        commands.say("✘", f"{type(err).__name__}: {err} (run again with --verbose for the traceback)", file=sys.stderr)
         sys.exit(1)
 
 
@@ -51,7 +59,7 @@ def predict(
     model: str = typer.Argument(..., help="Trained pipeline: a directory or an installed package name"),
     input_path: Path = typer.Argument(..., help="Folder of .txt files, .spacy DocBin, CoNLL file or BRAT folder"),
     output_path: Path = typer.Argument(..., help="Output folder (BRAT) or file (.spacy, CoNLL)"),
-    to_format: Optional[str] = typer.Option(None, "--to", "-t", help="brat, conll or spacy (default: inferred)"),
+    to_format: Optional[str] = typer.Option(None, "--to", "-t", help="brat, conll, jsonl or spacy (default: inferred)"),
     batch_size: int = typer.Option(256, "--batch-size", "-b", help="Docs per batch"),
     encoding: str = typer.Option("utf-8", "--encoding", help="Encoding of text input files"),
     verbose: bool = VERBOSE,

@@ -10,14 +10,14 @@ from spacy.tokens import Doc, DocBin
 from .errors import FormatError
 from .formats import brat, conll
 
-FORMATS = ("conll", "brat", "spacy")
+FORMATS = ("conll", "brat", "spacy", "jsonl")
 CONLL_SUFFIXES = {".conll", ".conllu", ".iob", ".iob2", ".bio", ".bioes", ".tsv", ".txt", ".conll03"}
 
 
 def infer_format(path: Path, given: Optional[str], *, reading: bool) -> str:
     """The format of a path: as given, or from its name and contents."""
     if given:
-        if given not in FORMATS:
+        if given not in FORMATS or (reading and given == "jsonl"):
             raise FormatError(path, None, f"unknown format {given!r}: use one of {', '.join(FORMATS)}.")
         return given
     if path.suffix == ".spacy":
@@ -28,6 +28,8 @@ def infer_format(path: Path, given: Optional[str], *, reading: bool) -> str:
         return "brat"
     if path.suffix.lower() in CONLL_SUFFIXES:
         return "conll"
+    if path.suffix.lower() == ".jsonl" and not reading:
+        return "jsonl"
     what = "--from" if reading else "--to"
     raise FormatError(path, None, f"cannot tell the format of this path; pass {what} conll|brat|spacy.")
 
@@ -67,6 +69,10 @@ def write_docs(docs: List[Doc], path: Path, fmt: str, *, scheme: Optional[str] =
         path.parent.mkdir(parents=True, exist_ok=True)
         DocBin(docs=docs, store_user_data=True).to_disk(path)
         return {}
+    if fmt == "jsonl":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        srsly.write_jsonl(path, (_as_json(doc, i) for i, doc in enumerate(docs)))
+        return {}
     if fmt == "conll":
         text, changes = conll.write_conll(docs, scheme=scheme)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -82,6 +88,12 @@ def write_docs(docs: List[Doc], path: Path, fmt: str, *, scheme: Optional[str] =
         brat.write_brat(doc, path, name=name)
     brat.write_annotation_conf(path, set(labels) | {e.label_ for d in docs for e in d.ents})
     return {}
+
+
+def _as_json(doc: Doc, i: int) -> Dict:
+    name = doc.user_data.get(brat.USER_DATA_KEY, {}).get("name") or f"doc{i:06d}"
+    ents = [{"start": e.start_char, "end": e.end_char, "label": e.label_, "text": e.text} for e in doc.ents]
+    return {"id": name, "text": doc.text, "entities": ents}
 
 
 def convert(input_path: Path, output_path: Path, *, from_format: Optional[str], to_format: Optional[str],

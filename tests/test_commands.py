@@ -134,3 +134,16 @@ def test_visualize_writes_a_page_with_label_colours(model, tmp_path):
     page = (tmp_path / "page.html").read_text()
     assert page.startswith("<!DOCTYPE html>") and "Shaka Khan" in page
     assert page.count('class="entity"') == sum(len(d.ents) for d in spacy.load(model).pipe(texts.read_text().splitlines()))
+
+
+def test_predict_to_jsonl(model, tmp_path):
+    deploy = tmp_path / "deploy"
+    deploy.mkdir()
+    (deploy / "a.txt").write_text("Who is Shaka Khan?")
+    cli("predict", model, deploy, tmp_path / "out.jsonl")
+    (row,) = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    expected = spacy.load(model)("Who is Shaka Khan?").ents
+    assert row["id"] == "a" and row["text"] == "Who is Shaka Khan?"
+    assert row["entities"] == [{"start": e.start_char, "end": e.end_char, "label": e.label_, "text": e.text}
+                               for e in expected]
+    assert "Can't find model" in cli("predict", tmp_path / "nothing", deploy, tmp_path / "o.jsonl", ok=False)
