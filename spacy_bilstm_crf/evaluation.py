@@ -65,7 +65,8 @@ def plot_confusion(matrix: Dict[str, Dict[str, int]], path: Path) -> Path:
 
 
 def read_training_log(path: Path) -> List[Dict]:
-    """The evaluation steps spaCy's ConsoleLogger.v3 wrote (output_file)."""
+    """The evaluation steps spaCy's ConsoleLogger.v3 wrote (output_file);
+    its scores are percentages."""
     return [row for row in srsly.read_jsonl(path) if isinstance(row, dict) and "step" in row]
 
 
@@ -80,17 +81,18 @@ def plot_learning_curve(rows: List[Dict], path: Path, score: str = "ents_f") -> 
 
     steps = [r["step"] for r in rows]
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(steps, [100 * (r["scores"].get(score) or 0) for r in rows], "o-", color="tab:blue", label=f"dev {score}")
+    ax.plot(steps, [r["scores"].get(score) or 0 for r in rows], "o-", color="tab:blue", label=f"dev {score}")
     ax.set_xlabel("training step")
     ax.set_ylabel(f"dev {score} (%)", color="tab:blue")
     best = max(rows, key=lambda r: r["scores"].get(score) or 0)
-    ax.annotate(f"best {100 * best['scores'][score]:.2f}", (best["step"], 100 * best["scores"][score]),
+    ax.annotate(f"best {best['scores'][score]:.2f} (step {best['step']})", (best["step"], best["scores"][score]),
                 textcoords="offset points", xytext=(0, 8), ha="center")
     losses = ax.twinx()
     for name in rows[0].get("losses", {}):
         losses.plot(steps, [r["losses"][name] for r in rows], "--", color="tab:red", label=f"loss {name}")
     losses.set_ylabel("training loss", color="tab:red")
     losses.set_yscale("log")
+    ax.set_ylim(bottom=max(0.0, min(r["scores"].get(score) or 0 for r in rows[1:] or rows) - 10))
     ax.set_title("Learning curve")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
