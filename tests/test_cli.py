@@ -125,8 +125,12 @@ def test_spacy_init_labels_and_train_with_them(corpus, tmp_path):
     run("-m", "spacy", "init", "labels", str(ROOT / "configs" / "bilstm_crf.cfg"), str(tmp_path / "labels"), *args)
     labels = json.loads((tmp_path / "labels" / "bilstm_crf_ner.json").read_text())
     assert labels == ["LOC", "ORG", "PERSON"]
-    run("-m", "spacy", "train", str(ROOT / "configs" / "bilstm_crf.cfg"), *args, "--training.max_steps", "2",
-        "--initialize.components.bilstm_crf_ner.labels.@readers", "spacy.read_labels.v1",
-        "--initialize.components.bilstm_crf_ner.labels.path", str(tmp_path / "labels" / "bilstm_crf_ner.json"),
+    labels.append("EXTRA")  # a label the data lacks: only the file can bring it
+    (tmp_path / "labels" / "bilstm_crf_ner.json").write_text(json.dumps(labels))
+    config = spacy.util.load_config(ROOT / "configs" / "bilstm_crf.cfg")
+    config["initialize"]["components"]["bilstm_crf_ner"] = {
+        "labels": {"@readers": "spacy.read_labels.v1", "path": str(tmp_path / "labels" / "bilstm_crf_ner.json")}}
+    config.to_disk(tmp_path / "with_labels.cfg")
+    run("-m", "spacy", "train", str(tmp_path / "with_labels.cfg"), *args, "--training.max_steps", "2",
         "--output", str(tmp_path / "out"))
     assert spacy.load(tmp_path / "out" / "model-last").get_pipe("bilstm_crf_ner").labels == tuple(labels)

@@ -454,4 +454,4 @@ def test_one_very_long_sentence(trained):
     words = (["Shaka", "Khan", "visited", "London", "and"] * 2000)
     doc = nlp(Doc(nlp.vocab, words=words))
     assert len(doc) == 10000
-    assert all(e.label_ in ("PERSON", "LOC", "ORG") for e in doc.ents)
+    assert all(e.label_ in nlp.get_pipe("bilstm_crf_ner").labels for e in doc.ents)
