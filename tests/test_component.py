@@ -455,3 +455,18 @@ def test_one_very_long_sentence(trained):
     doc = nlp(Doc(nlp.vocab, words=words))
     assert len(doc) == 10000
     assert all(e.label_ in nlp.get_pipe("bilstm_crf_ner").labels for e in doc.ents)
+
+
+def test_pretrained_vectors_looked_up_by_configured_attr(tmp_path):
+    from spacy_bilstm_crf.models.embed import build_pretrained_vectors_v1
+
+    nlp = spacy.blank("en")
+    nlp.vocab.set_vector("london", numpy.ones(4, dtype="f"))
+    nlp.to_disk(tmp_path)  # spaCy does not save the vectors' attr: it is lost here
+    nlp = spacy.load(tmp_path)
+    doc = nlp("London london LONDON Paris")
+    for attr, expected in ((None, [0, 1, 0, 0]), ("LOWER", [1, 1, 1, 0])):
+        layer = build_pretrained_vectors_v1(attr=attr)
+        layer.initialize(X=[doc])
+        (out,) = layer.predict([doc])
+        assert (out.sum(axis=1) > 0).astype(int).tolist() == expected

@@ -26,6 +26,7 @@ def build_char_word_embed_v1(
     shape_rows: int = 1000,
     include_static_vectors: bool = False,
     fine_tune_vectors: bool = False,
+    vectors_attr: Optional[str] = None,
     dropout: float = 0.5,
 ) -> Model[List[Doc], List[Floats2d]]:
     """The classic BiLSTM-CRF token representation: a trained word embedding,
@@ -51,6 +52,9 @@ def build_char_word_embed_v1(
         `[initialize] vectors`.
     fine_tune_vectors (bool): Update the static vectors in training (a copy is
         kept in the model); otherwise they stay frozen.
+    vectors_attr (Optional[str]): Token attribute to look the vectors up by,
+        e.g. "LOWER" for GloVe; None for the vectors' own setting (which spaCy
+        does not save with default-mode vectors, so set it for saved ones).
     dropout (float): Dropout rate on the joined vector.
     """
     parts = []
@@ -63,7 +67,7 @@ def build_char_word_embed_v1(
     if char_encoder is not None:
         parts.append(char_encoder)
     if include_static_vectors:
-        parts.append(build_pretrained_vectors_v1(fine_tune=fine_tune_vectors))
+        parts.append(build_pretrained_vectors_v1(fine_tune=fine_tune_vectors, attr=vectors_attr))
     return chain(concatenate(*parts), Dropout(dropout))
 
 

