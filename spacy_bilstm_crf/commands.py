@@ -123,20 +123,30 @@ def predict(model: str, input_path: Path, output_path: Path, *, to_format: Optio
     the predictions, by default as BRAT files beside copies of the texts."""
     nlp = spacy.load(model)
     dst = infer_format(output_path, to_format, reading=False)
-    if input_path.is_dir() and any(input_path.rglob("*.txt")):
-        src = "brat"  # a deploy folder of raw texts: BRAT without .ann
-    else:
-        src = infer_format(input_path, None, reading=True)
-    docs, _ = read_docs(input_path, src, nlp, n_sents=10, tag_column=-1, scheme=None, encoding=encoding)
+    docs, _ = read_docs(input_path, _input_format(input_path), nlp, n_sents=10, tag_column=-1, scheme=None,
+                        encoding=encoding)
     outputs = []
     for doc in _progress(nlp.pipe(_without_ents(docs), batch_size=batch_size), "Predicting", total=len(docs)):
         outputs.append(doc)
-    labels = set()
-    for pipe_name in nlp.pipe_names:
-        labels |= set(getattr(nlp.get_pipe(pipe_name), "labels", ()) or ())
-    write_docs(outputs, output_path, dst, labels=labels)
+    write_docs(outputs, output_path, dst, labels=_entity_labels(nlp))
     say("✔", f"Labelled {len(outputs)} documents: {sum(len(d.ents) for d in outputs)} entities "
              f"written to {output_path} [{dst}]")
+
+
+def _input_format(path: Path) -> str:
+    """Input to label: a folder holding .txt files is read as BRAT (raw texts
+    with or without .ann), anything else by its name."""
+    if path.is_dir() and any(path.rglob("*.txt")):
+        return "brat"
+    return infer_format(path, None, reading=True)
+
+
+def _entity_labels(nlp) -> set:
+    """The labels of every pipe that has them."""
+    labels: set = set()
+    for name in nlp.pipe_names:
+        labels |= set(getattr(nlp.get_pipe(name), "labels", ()) or ())
+    return labels
 
 
 def _without_ents(docs: Iterable[Doc]) -> Iterable[Doc]:
@@ -206,13 +216,10 @@ def _labelled(model: str, input_path: Path, encoding: str, limit: int):
         texts = [line for line in input_path.read_text(encoding=encoding).splitlines() if line.strip()]
         docs = list(nlp.pipe(texts[:limit] if limit else texts))
     else:
-        src = "brat" if input_path.is_dir() and any(input_path.rglob("*.txt")) else infer_format(input_path, None, reading=True)
-        docs, _ = read_docs(input_path, src, nlp, n_sents=10, tag_column=-1, scheme=None, encoding=encoding)
+        docs, _ = read_docs(input_path, _input_format(input_path), nlp, n_sents=10, tag_column=-1, scheme=None,
+                            encoding=encoding)
         docs = list(nlp.pipe(_without_ents(docs[:limit] if limit else docs)))
-    labels = set()
-    for name in nlp.pipe_names:
-        labels |= set(getattr(nlp.get_pipe(name), "labels", ()) or ())
-    return nlp, labels, docs
+    return nlp, _entity_labels(nlp), docs
 
 
 def visualize(model: str, input_path: Path, output: Path, *, limit: int, encoding: str) -> None:
