@@ -156,6 +156,7 @@ def _without_ents(docs: Iterable[Doc]) -> Iterable[Doc]:
         doc.set_ents([], default="missing")
         meta = doc.user_data.get(brat.USER_DATA_KEY)
         if meta:
+            meta["has_ann"] = True  # predictions always get an .ann, even with no entity
             drop = {int(k) for k in meta.get("entity_lines", {})}
             meta["ann"] = [line for i, line in enumerate(meta.get("ann", [])) if i not in drop]
             meta["entity_lines"] = {}

@@ -152,6 +152,8 @@ def test_ann_without_txt_and_txt_without_ann(nlp, tmp_path):
     make_corpus(tmp_path, "Ada Lovelace", None, name="raw")
     doc = read_brat(tmp_path / "raw.txt", nlp, root=tmp_path)
     assert not doc.has_annotation("ENT_IOB")  # unannotated, not "no entities"
+    write_brat(doc, tmp_path / "out")  # and written back as it was: no .ann
+    assert (tmp_path / "out" / "raw.txt").exists() and not (tmp_path / "out" / "raw.ann").exists()
 
 
 def test_undecodable_text(nlp, tmp_path):

@@ -99,6 +99,7 @@ def test_predict_folder_of_texts_to_brat(model, tmp_path):
     expected = spacy.load(model)(texts["week1/a.txt"]).ents
     assert ann == [f"T{i + 1}\t{e.label_} {e.start_char} {e.end_char}\t{e.text}" for i, e in enumerate(expected)]
     assert (tmp_path / "out" / "annotation.conf").exists()
+    assert (tmp_path / "out" / "b.ann").exists()  # every text gets an .ann, entities or not
     # the corrected folder converts back for retraining
     cli("convert", tmp_path / "out", tmp_path / "retrain.spacy")
 

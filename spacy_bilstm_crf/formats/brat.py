@@ -186,7 +186,8 @@ def _tokenize(nlp: Language, text: str, starts: Set[int], ends: Set[int]) -> Doc
 
 
 def write_brat(doc: Doc, out_dir: Path, *, name: Optional[str] = None, scores: Optional[Dict] = None) -> Path:
-    """Write NAME.txt and NAME.ann under out_dir; returns the .ann path."""
+    """Write NAME.txt and NAME.ann under out_dir; returns the .ann path. A doc
+    read from a .txt that had no .ann, and still without entities, gets none."""
     meta = doc.user_data.get(USER_DATA_KEY, {})
     rel = safe_name(name or meta.get("name") or "doc")
     txt_path = Path(out_dir) / f"{rel}.txt"
@@ -194,6 +195,8 @@ def write_brat(doc: Doc, out_dir: Path, *, name: Optional[str] = None, scores: O
     encoding = meta.get("encoding", "utf-8")
     txt_path.write_bytes(doc.text.encode(encoding))
     ann_path = Path(out_dir) / f"{rel}.ann"
+    if meta.get("has_ann") is False and not doc.ents:
+        return ann_path  # read without an .ann and still unannotated: write none, as it was
     bom = "\ufeff" if meta.get("ann_bom") else ""
     ann_path.write_bytes((bom + "".join(ann_lines(doc))).encode(encoding))
     return ann_path
