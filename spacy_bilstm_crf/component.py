@@ -11,6 +11,7 @@ from spacy.pipeline import TrainablePipe
 from spacy.pipeline.ner import ner_score
 from spacy.tokens import Doc, Span
 from spacy.training import Example, validate_examples, validate_get_examples
+from spacy.util import minibatch
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, set_dropout_rate
 from thinc.types import Floats2d, Ints1d
@@ -214,10 +215,9 @@ class BiLSTMCRFNER(TrainablePipe):
         training data (add-one smoothed): training starts from the tag prior
         instead of having to learn it, and an untrained model predicts O."""
         counts = numpy.ones(n_tags(len(self.labels), self.scheme))
-        for eg in get_examples():
-            if len(eg.predicted):
-                gold = self._gold([eg])
-                counts += numpy.bincount(gold[gold != MISSING], minlength=len(counts))
+        for batch in minibatch(get_examples(), size=256):
+            gold = self._gold(batch)
+            counts += numpy.bincount(gold[gold != MISSING], minlength=len(counts))
         if counts.sum() > len(counts):
             output = self.model.get_ref("output")
             output.set_param("b", self.model.ops.asarray1f(numpy.log(counts / counts.sum())))
