@@ -62,12 +62,13 @@ def predict(
     to_format: Optional[str] = typer.Option(None, "--to", "-t", help="brat, conll, jsonl or spacy (default: inferred)"),
     batch_size: int = typer.Option(256, "--batch-size", "-b", help="Docs per batch"),
     encoding: str = typer.Option("utf-8", "--encoding", help="Encoding of text input files"),
+    score_notes: bool = typer.Option(False, "--score-notes", help="BRAT: add each entity's probability as an AnnotatorNotes line, to review the least sure first"),
     verbose: bool = VERBOSE,
 ) -> None:
     """Label texts with a trained pipeline and write the predictions (BRAT by
     default: open the folder in BRAT to correct them, then retrain)."""
     _run(verbose, commands.predict, model, input_path, output_path, to_format=to_format,
-         batch_size=batch_size, encoding=encoding)
+         batch_size=batch_size, encoding=encoding, score_notes=score_notes)
 
 
 @app.command()
@@ -83,6 +84,21 @@ def evaluate(
     """Per-type precision/recall/F1 (exact match, as conlleval), an entity
     confusion matrix and a learning curve."""
     _run(verbose, commands.evaluate, model, data_path, output=output, plots=plots, log=log, encoding=encoding)
+
+
+@app.command()
+def analyze(
+    model: str = typer.Argument(..., help="Trained pipeline: a directory or an installed package name"),
+    data_path: Path = typer.Argument(..., help="Gold data: .spacy DocBin, CoNLL file or BRAT folder"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the analysis as JSON here"),
+    n_examples: int = typer.Option(5, "--examples", help="Examples kept per error category"),
+    encoding: str = typer.Option("utf-8", "--encoding", help="Encoding of text input files"),
+    verbose: bool = VERBOSE,
+) -> None:
+    """Error analysis: false positives and negatives split into type, boundary,
+    boundary+type, spurious and missed entities, per type, with examples; also
+    the type-agnostic (binary) scores."""
+    _run(verbose, commands.analyze, model, data_path, output=output, n_examples=n_examples, encoding=encoding)
 
 
 @app.command()

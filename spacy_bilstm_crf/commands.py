@@ -7,6 +7,7 @@ import spacy
 import srsly
 from spacy.tokens import Doc, DocBin
 
+from .confidence import entity_scores
 from .errors import FormatError
 from .formats import brat, conll
 
@@ -63,8 +64,9 @@ def read_docs(path: Path, fmt: str, nlp, *, n_sents: int, tag_column: int, schem
 
 
 def write_docs(docs: List[Doc], path: Path, fmt: str, *, scheme: Optional[str] = None,
-               labels: Iterable[str] = ()) -> Dict:
-    """Write docs to a file or folder in a format; returns notes on lossy steps."""
+               labels: Iterable[str] = (), score_notes: bool = False) -> Dict:
+    """Write docs to a file or folder in a format; returns notes on lossy steps.
+    score_notes: BRAT: each new entity's probability in an AnnotatorNotes line."""
     if fmt == "spacy":
         path.parent.mkdir(parents=True, exist_ok=True)
         DocBin(docs=docs, store_user_data=True).to_disk(path)
@@ -85,15 +87,21 @@ def write_docs(docs: List[Doc], path: Path, fmt: str, *, scheme: Optional[str] =
         if name in names:  # never overwrite an earlier document of this run
             name = f"{name}-{i:06d}"
         names.add(name)
-        brat.write_brat(doc, path, name=name)
+        brat.write_brat(doc, path, name=name, scores=entity_scores(doc) if score_notes else None)
     brat.write_annotation_conf(path, set(labels) | {e.label_ for d in docs for e in d.ents})
     return {}
 
 
 def _as_json(doc: Doc, i: int) -> Dict:
     name = doc.user_data.get(brat.USER_DATA_KEY, {}).get("name") or f"doc{i:06d}"
-    ents = [{"start": e.start_char, "end": e.end_char, "label": e.label_, "text": e.text} for e in doc.ents]
-    return {"id": name, "text": doc.text, "entities": ents}
+    return {"id": name, "text": doc.text, "entities": entity_rows(doc)}
+
+
+def entity_rows(doc: Doc) -> List[Dict]:
+    """The doc's entities as JSON rows, with the score where one was given."""
+    scores = entity_scores(doc)
+    return [{"start": e.start_char, "end": e.end_char, "label": e.label_, "text": e.text,
+             "score": scores.get((e.start_char, e.end_char, e.label_))} for e in doc.ents]
 
 
 def convert(input_path: Path, output_path: Path, *, from_format: Optional[str], to_format: Optional[str],
@@ -118,7 +126,7 @@ def convert(input_path: Path, output_path: Path, *, from_format: Optional[str], 
 
 
 def predict(model: str, input_path: Path, output_path: Path, *, to_format: Optional[str],
-            batch_size: int, encoding: str) -> None:
+            batch_size: int, encoding: str, score_notes: bool = False) -> None:
     """Label a folder of .txt files (or a DocBin / CoNLL / BRAT input) and write
     the predictions, by default as BRAT files beside copies of the texts."""
     nlp = spacy.load(model)
@@ -128,7 +136,7 @@ def predict(model: str, input_path: Path, output_path: Path, *, to_format: Optio
     outputs = []
     for doc in _progress(nlp.pipe(_without_ents(docs), batch_size=batch_size), "Predicting", total=len(docs)):
         outputs.append(doc)
-    write_docs(outputs, output_path, dst, labels=_entity_labels(nlp))
+    write_docs(outputs, output_path, dst, labels=_entity_labels(nlp), score_notes=score_notes)
     say("✔", f"Labelled {len(outputs)} documents: {sum(len(d.ents) for d in outputs)} entities "
              f"written to {output_path} [{dst}]")
 
@@ -182,21 +190,14 @@ def evaluate(model: str, data_path: Path, *, output: Optional[Path], plots: Opti
     """Score a pipeline on gold data (any format): per-type P/R/F1, confusion
     matrix; with --plots, PNGs of the confusion matrix and learning curve."""
     from spacy.scorer import Scorer
-    from spacy.training import Example
 
     from . import evaluation
 
-    nlp = spacy.load(model)
-    src = infer_format(data_path, None, reading=True)
-    gold, _ = read_docs(data_path, src, nlp, n_sents=10, tag_column=-1, scheme=None, encoding=encoding)
-    examples = [Example(nlp.make_doc(doc.text) if src == "brat" else
-                        Doc(nlp.vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc]), doc)
-                for doc in gold]
-    predicted = [Example(doc, eg.reference) for doc, eg in zip(nlp.pipe(eg.predicted for eg in examples), examples)]
+    nlp, predicted = _predicted_examples(model, data_path, encoding)
     scores = Scorer(nlp).score(predicted)  # what nlp.evaluate computes, without predicting twice
     result = {k: scores[k] for k in ("ents_p", "ents_r", "ents_f", "ents_per_type") if k in scores}
     result["confusion"] = evaluation.confusion(predicted)
-    result["documents"] = len(examples)
+    result["documents"] = len(predicted)
     print(evaluation.report_table(result))
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -208,6 +209,36 @@ def evaluate(model: str, data_path: Path, *, output: Optional[Path], plots: Opti
         if log and log.exists():
             written.append(evaluation.plot_learning_curve(evaluation.read_training_log(log), plots / "learning_curve.png"))
         say("✔", "Saved plots: " + ", ".join(str(p) for p in written if p))
+    return result
+
+
+def _predicted_examples(model: str, data_path: Path, encoding: str):
+    """The pipeline and Examples of its predictions (on the gold docs' words,
+    or on BRAT texts tokenized afresh) against the gold docs."""
+    from spacy.training import Example
+
+    nlp = spacy.load(model)
+    src = infer_format(data_path, None, reading=True)
+    gold, _ = read_docs(data_path, src, nlp, n_sents=10, tag_column=-1, scheme=None, encoding=encoding)
+    inputs = [nlp.make_doc(doc.text) if src == "brat" else
+              Doc(nlp.vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc]) for doc in gold]
+    docs = _progress(nlp.pipe(inputs), "Predicting", total=len(inputs))
+    return nlp, [Example(doc, ref) for doc, ref in zip(docs, gold)]
+
+
+def analyze(model: str, data_path: Path, *, output: Optional[Path], n_examples: int, encoding: str) -> Dict:
+    """Split a pipeline's errors on gold data into boundary, type, missed and
+    spurious entities, per type, with examples; typed and binary scores."""
+    from .analysis import analysis_table, error_analysis
+
+    _, predicted = _predicted_examples(model, data_path, encoding)
+    result = error_analysis(predicted, n_examples=n_examples)
+    result["documents"] = len(predicted)
+    print(analysis_table(result))
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        srsly.write_json(output, result)
+        say("✔", f"Saved the error analysis to {output}")
     return result
 
 
@@ -266,8 +297,7 @@ def interact(model: str, *, json_lines: bool, stdin=None, stdout=None) -> int:
         doc = nlp(text)
         count += 1
         if json_lines:
-            ents = [{"start": e.start_char, "end": e.end_char, "label": e.label_, "text": e.text} for e in doc.ents]
-            print(srsly.json_dumps({"text": text, "entities": ents}), file=stdout, flush=True)
+            print(srsly.json_dumps({"text": text, "entities": entity_rows(doc)}), file=stdout, flush=True)
             continue
         if not doc.ents:
             print("  (no entities)", file=stdout)

@@ -1,6 +1,6 @@
 """The `bilstm_crf_ner` pipeline component: a drop-in for spaCy's `ner`."""
 from itertools import islice
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 import warnings
 
 import numpy
@@ -9,7 +9,7 @@ from spacy.attrs import ENT_IOB, ENT_TYPE, IS_SPACE, ORTH
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.pipeline.ner import ner_score
-from spacy.tokens import Doc, Span
+from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.util import minibatch
 from spacy.vocab import Vocab
@@ -17,6 +17,7 @@ from thinc.api import Config, Model, set_dropout_rate
 from thinc.types import Floats2d, Ints1d
 
 from .errors import Errors, Warnings
+from . import confidence
 from .models import crf, vocab_embed
 from .models.packing import pack_index, packed, unpacked
 from .models.tagger import resize_output, sequence_lengths
@@ -60,25 +61,45 @@ DEFAULT_BILSTM_CRF_MODEL = Config().from_str(DEFAULT_BILSTM_CRF_MODEL_CONFIG)["m
 
 @Language.factory(
     "bilstm_crf_ner",
-    assigns=["doc.ents", "token.ent_iob", "token.ent_type"],
+    assigns=["doc.ents", "token.ent_iob", "token.ent_type", "doc.spans"],
     default_config={
         "model": DEFAULT_BILSTM_CRF_MODEL,
         "scheme": "BILUO",
+        "spans_key": "bilstm_crf_ner",
+        "alternatives_threshold": None,
         "scorer": {"@scorers": "spacy.ner_scorer.v1"},
     },
     default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
 )
 def make_bilstm_crf_ner(
-    nlp: Language, name: str, model: Model[List[Doc], List[Floats2d]], scheme: str, scorer: Optional[Callable]
+    nlp: Language, name: str, model: Model[List[Doc], List[Floats2d]], scheme: str,
+    spans_key: Optional[str], alternatives_threshold: Optional[float], scorer: Optional[Callable],
 ) -> "BiLSTMCRFNER":
     """Create a BiLSTM-CRF named entity recognizer.
 
     model (Model[List[Doc], List[Floats2d]]): Emission scores per token, with
         the CRF's parameters under the ref "crf" (spacy_bilstm_crf.BiLSTMCRF.v1).
     scheme (str): Tag scheme: "BILUO" (default) or "BIO".
+    spans_key (Optional[str]): Also write the predicted entities to
+        doc.spans[spans_key], with their probabilities in
+        doc.spans[spans_key].attrs["scores"] (spancat's convention). None: don't
+        (and skip computing them).
+    alternatives_threshold (Optional[float]): Also put in that span group every
+        other span whose probability of being an entity is at least this.
     scorer (Optional[Callable]): The scoring method; spaCy's ner scorer.
     """
-    return BiLSTMCRFNER(nlp.vocab, model, name, scheme=scheme, scorer=scorer)
+    return BiLSTMCRFNER(nlp.vocab, model, name, scheme=scheme, spans_key=spans_key,
+                        alternatives_threshold=alternatives_threshold, scorer=scorer)
+
+
+class DocPrediction(NamedTuple):
+    """What `predict` finds in one doc: the best tag ids, and spans (start,
+    end, label index) with the probability that each is an entity: the
+    decoded entities first, then alternatives."""
+
+    tags: Ints1d
+    spans: numpy.ndarray  # shape: (n, 3)
+    scores: numpy.ndarray  # shape: (n,)
 
 
 class BiLSTMCRFNER(TrainablePipe):
@@ -87,12 +108,16 @@ class BiLSTMCRFNER(TrainablePipe):
 
     def __init__(
         self, vocab: Vocab, model: Model, name: str = "bilstm_crf_ner", *,
-        scheme: str = "BILUO", scorer: Optional[Callable] = ner_score,
+        scheme: str = "BILUO", spans_key: Optional[str] = "bilstm_crf_ner",
+        alternatives_threshold: Optional[float] = None, scorer: Optional[Callable] = ner_score,
     ) -> None:
+        if alternatives_threshold is not None and not 0.0 < alternatives_threshold <= 1.0:
+            raise ValueError(Errors.E008.format(value=alternatives_threshold))
         self.vocab = vocab
         self.model = model
         self.name = name
-        self.cfg: Dict = {"labels": [], "scheme": check_scheme(scheme)}
+        self.cfg: Dict = {"labels": [], "scheme": check_scheme(scheme), "spans_key": spans_key,
+                          "alternatives_threshold": alternatives_threshold}
         self.scorer = scorer
         self._n_updates = 0
 
@@ -148,22 +173,28 @@ class BiLSTMCRFNER(TrainablePipe):
         self.model.initialize(X=sample)
         self._init_tag_prior(get_examples)
 
-    def predict(self, docs: Iterable[Doc]) -> List[Ints1d]:
+    @property
+    def spans_key(self) -> Optional[str]:
+        return self.cfg.get("spans_key")
+
+    def predict(self, docs: Iterable[Doc]) -> List[DocPrediction]:
         """The best tag ids of each doc, decoded under the tag scheme's
-        constraints and around the entities already on the doc."""
+        constraints and around the entities already on the doc, and (with a
+        spans_key) the probability of each entity."""
         docs = list(docs)
         if not self.is_initialized:
             raise ValueError(Errors.E004.format(name=self.name))
         self._add_labels_of(docs)
         if not any(len(doc) for doc in docs):
-            return [numpy.zeros((len(doc),), dtype=numpy.int64) for doc in docs]
+            return [DocPrediction(numpy.zeros((len(doc),), dtype=numpy.int64), *_no_spans()) for doc in docs]
         scores = self.model.predict(docs)
         with torch.inference_mode():
             return self._decode(docs, scores)
 
-    def set_annotations(self, docs: Iterable[Doc], tag_ids: List[Ints1d]) -> None:
+    def set_annotations(self, docs: Iterable[Doc], predictions: List[DocPrediction]) -> None:
         labels = self.labels
-        for doc, ids in zip(docs, tag_ids):
+        key = self.spans_key
+        for doc, (ids, spans, probs) in zip(docs, predictions):
             iob = doc.to_array(ENT_IOB).astype(numpy.int64)
             preset = (iob == IOB_B) | (iob == IOB_I)  # entities and blocked tokens
             ents = []
@@ -173,6 +204,12 @@ class BiLSTMCRFNER(TrainablePipe):
                     ents.append(Span(doc, start, end, label=labels[label]))
                     taken[start:end] = True
             doc.set_ents(ents, outside=_runs(doc, ~taken), default="unmodified")
+            if key is not None:
+                keep = [i for i, (s, e, _) in enumerate(spans) if not preset[s:e].any()]
+                group = SpanGroup(doc, name=key, spans=[Span(doc, int(s), int(e), label=labels[l])
+                                                        for s, e, l in spans[keep]])
+                group.attrs["scores"] = probs[keep]
+                doc.spans[key] = group
 
     def update(
         self, examples: Iterable[Example], *, drop: float = 0.0,
@@ -254,16 +291,39 @@ class BiLSTMCRFNER(TrainablePipe):
         flat = flat.requires_grad_(requires_grad)
         return flat
 
-    def _decode(self, docs: List[Doc], scores: List[Floats2d]) -> List[Ints1d]:
+    def _decode(self, docs: List[Doc], scores: List[Floats2d]) -> List[DocPrediction]:
         lengths = sequence_lengths(docs, self.model.attrs["max_length"])
         flat = self._emissions(scores, requires_grad=False)
         if not self.model.attrs["use_crf"]:
             flat = torch.log_softmax(flat, dim=1)
         flat = crf.constrain(flat, self._forced(docs, lengths))
         pack = pack_index(lengths)
-        tags, _ = crf.viterbi(packed(flat, pack), *self._constrained(*self._transition_scores()))
+        transitions = self._constrained(*self._transition_scores())
+        tags, _ = crf.viterbi(packed(flat, pack), *transitions)
         tags = unpacked(tags, pack).numpy()
-        return numpy.split(tags, numpy.cumsum([len(doc) for doc in docs])[:-1])
+        doc_starts = numpy.cumsum([len(doc) for doc in docs])[:-1]
+        if self.spans_key is None:
+            return [DocPrediction(ids, *_no_spans()) for ids in numpy.split(tags, doc_starts)]
+        spans = numpy.array(tag_ids_to_spans(tags, self.scheme), dtype=numpy.int64).reshape(-1, 3)
+        lat = confidence.lattice(flat, pack, lengths, *transitions)
+        threshold = self.cfg.get("alternatives_threshold")
+        if threshold is not None:
+            others = confidence.candidate_spans(lat, len(self.labels), self.scheme, threshold)
+            decoded = set(map(tuple, spans.tolist()))
+            others = others[[tuple(row) not in decoded for row in others.tolist()]].reshape(-1, 3)
+            spans = numpy.concatenate([spans, others])
+        probs = confidence.span_probabilities(lat, spans, self.scheme)
+        if threshold is not None:
+            n_decoded = len(spans) - len(others)
+            keep = numpy.arange(len(spans)) < n_decoded
+            keep |= probs >= threshold
+            spans, probs = spans[keep], probs[keep]
+        doc_of = numpy.searchsorted(doc_starts, spans[:, 0], side="right")
+        offsets = numpy.concatenate([[0], doc_starts])
+        return [
+            DocPrediction(ids, spans[doc_of == i] - [offsets[i], offsets[i], 0], probs[doc_of == i])
+            for i, ids in enumerate(numpy.split(tags, doc_starts))
+        ]
 
     def _forced(self, docs: List[Doc], lengths: numpy.ndarray) -> Optional[torch.Tensor]:
         """Which tags each token may take, or None when all may: entities on
@@ -318,7 +378,7 @@ class BiLSTMCRFNER(TrainablePipe):
             return 0.0, d_zero, {}
         n_tags_ = n_tags(len(self.labels), self.scheme)
         gold = split_entities_at(self._gold(examples), numpy.cumsum(lengths) - lengths, self.scheme)
-        gold_allowed = torch.from_numpy(_one_hot(gold, n_tags_))
+        gold_allowed = torch.from_numpy(_gold_allowed(gold, lengths, self.scheme, n_tags_))
         flat = self._emissions(scores, requires_grad=True)
         pack = pack_index(lengths)
         params = self._transition_scores()
@@ -344,6 +404,24 @@ class BiLSTMCRFNER(TrainablePipe):
             names = ("transitions", "start", "end")
             d_crf = {n: self.model.ops.asarray(p.grad.numpy()) for n, p in zip(names, params)}
         return loss.item(), d_scores, d_crf
+
+
+def _no_spans() -> Tuple[numpy.ndarray, numpy.ndarray]:
+    return numpy.zeros((0, 3), dtype=numpy.int64), numpy.zeros((0,), dtype=numpy.float32)
+
+
+def _gold_allowed(gold: numpy.ndarray, lengths: numpy.ndarray, scheme: str, n: int) -> numpy.ndarray:
+    """(tokens, n) bool: the tags each token may take given the gold. A token
+    annotated as the last of an entity (L, U) whose next token is missing
+    may also be its B or I: the entity may go on into the missing tokens."""
+    allowed = _one_hot(gold, n)
+    if scheme == "BILUO" and len(gold):
+        next_missing = numpy.append(gold[1:] == MISSING, False)
+        next_missing[numpy.cumsum(lengths) - 1] = False
+        offset = (gold - 1) % 4
+        rows = numpy.flatnonzero(next_missing & (gold > 0) & (offset >= 2))
+        allowed[rows, gold[rows] - numpy.where(offset[rows] == 3, 3, 1)] = True
+    return allowed
 
 
 def _one_hot(ids: numpy.ndarray, n: int) -> numpy.ndarray:

@@ -27,6 +27,8 @@ class Errors(metaclass=ErrorsWithCodes):
     E006 = ("The vectors of this vocab are in '{mode}' mode; only 'default' vectors "
             "can be used by spacy_bilstm_crf.PretrainedVectors.")
     E007 = "Cannot shrink the {name} component's output from {old} to {new} tags."
+    E008 = ("alternatives_threshold must be a probability in (0, 1], or null for no "
+            "alternative spans; got {value!r}.")
 
 
 class FormatError(ValueError):

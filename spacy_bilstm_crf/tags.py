@@ -146,3 +146,21 @@ def is_valid(ids: Sequence[int], n_labels: int, scheme: str) -> bool:
     trans, start, end = allowed_transitions(n_labels, scheme)
     ids = numpy.asarray(ids)
     return bool(start[ids[0]] and end[ids[-1]] and trans[ids[:-1], ids[1:]].all())
+
+
+def entity_chains(
+    starts: numpy.ndarray, ends: numpy.ndarray, labels: numpy.ndarray, scheme: str
+) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
+    """The tags each entity puts on its tokens, as flat (positions, tag ids,
+    entity index) arrays: B, I..., L or U in BILUO; B, I... in BIO."""
+    starts, ends, labels = (numpy.asarray(a, dtype=numpy.int64) for a in (starts, ends, labels))
+    lengths = ends - starts
+    entity = numpy.repeat(numpy.arange(len(starts)), lengths)
+    k = numpy.arange(int(lengths.sum())) - numpy.repeat(numpy.cumsum(lengths) - lengths, lengths)
+    n = lengths[entity]
+    if check_scheme(scheme) == "BILUO":
+        offset = numpy.where(n == 1, 3, numpy.where(k == 0, 0, numpy.where(k == n - 1, 2, 1)))
+    else:
+        offset = numpy.where(k == 0, 0, 1)
+    width = len(SCHEMES[scheme])
+    return starts[entity] + k, 1 + width * labels[entity] + offset, entity

@@ -143,8 +143,24 @@ def test_predict_to_jsonl(model, tmp_path):
     (deploy / "a.txt").write_text("Who is Shaka Khan?")
     cli("predict", model, deploy, tmp_path / "out.jsonl")
     (row,) = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
-    expected = spacy.load(model)("Who is Shaka Khan?").ents
+    doc = spacy.load(model)("Who is Shaka Khan?")
     assert row["id"] == "a" and row["text"] == "Who is Shaka Khan?"
-    assert row["entities"] == [{"start": e.start_char, "end": e.end_char, "label": e.label_, "text": e.text}
-                               for e in expected]
+    assert row["entities"] == [{"start": e.start_char, "end": e.end_char, "label": e.label_, "text": e.text,
+                                "score": pytest.approx(float(score), abs=1e-6)}
+                               for e, score in zip(doc.ents, doc.spans["bilstm_crf_ner"].attrs["scores"])]
+    assert row["entities"] and all(0.0 <= e["score"] <= 1.0 for e in row["entities"])
     assert "Can't find model" in cli("predict", tmp_path / "nothing", deploy, tmp_path / "o.jsonl", ok=False)
+
+
+def test_predict_to_brat_with_score_notes(model, tmp_path):
+    deploy = tmp_path / "deploy"
+    deploy.mkdir()
+    (deploy / "a.txt").write_text("Who is Shaka Khan? I like London and Berlin.")
+    cli("predict", model, deploy, tmp_path / "out", "--score-notes")
+    lines = (tmp_path / "out" / "a.ann").read_text().splitlines()
+    entities = [line.split("\t")[0] for line in lines if line.startswith("T")]
+    notes = [line.split("\t") for line in lines if line.startswith("#")]
+    assert len(entities) >= 2 and [n[1] for n in notes] == [f"AnnotatorNotes {t}" for t in entities]
+    assert all(0.0 <= float(n[2].split()[1]) <= 1.0 for n in notes)
+    out = cli("convert", tmp_path / "out", tmp_path / "back.spacy")  # notes are kept for the next round
+    assert "Read 1 documents" in out

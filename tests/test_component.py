@@ -343,8 +343,8 @@ def test_decoding_always_valid_random_model():
             p = layer.get_param(name)
             layer.set_param(name, rng.normal(0, 5, p.shape).astype("f"))
     docs = [nlp.make_doc(" ".join(["w%d" % i for i in range(n)])) for n in [1, 2, 3, 7, 30]]
-    for doc, ids in zip(docs, ner.predict(docs)):
-        assert is_valid(ids, 3, "BILUO")
+    for doc, pred in zip(docs, ner.predict(docs)):
+        assert is_valid(pred.tags, 3, "BILUO")
 
 
 def test_nan_loss_is_a_clear_error():

@@ -3,6 +3,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from weasel.cli.run import project_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,9 +23,14 @@ def test_project_all(tmp_path):
     assert set(metrics["confusion"]) == {"LOC", "MISC", "ORG", "PER", "(none)"}
     brat_metrics = json.loads((tmp_path / "metrics" / "bilstm_crf_brat.json").read_text())
     assert brat_metrics["documents"] == 8
+    errors = json.loads((tmp_path / "metrics" / "bilstm_crf_errors.json").read_text())
+    assert errors["typed"]["f"] == pytest.approx(metrics["ents_f"])
+    assert set(errors["false_negatives"]) == {"type", "boundary", "boundary_type", "missed"}
     page = (tmp_path / "metrics" / "bilstm_crf" / "entities.html").read_text()
     assert page.startswith("<!DOCTYPE html>") and 'class="entity"' in page
     predicted = tmp_path / "predictions" / "bilstm_crf"
     for text in (tmp_path / "assets" / "texts").glob("*.txt"):
         assert (predicted / text.name).read_bytes() == text.read_bytes()
-        assert (predicted / text.name.replace(".txt", ".ann")).exists()
+        ann = (predicted / text.name.replace(".txt", ".ann")).read_text().splitlines()
+        n_entities = sum(line.startswith("T") for line in ann)
+        assert sum("\tAnnotatorNotes T" in line and "confidence" in line for line in ann) == n_entities

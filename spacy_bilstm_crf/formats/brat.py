@@ -187,7 +187,9 @@ def _tokenize(nlp: Language, text: str, starts: Set[int], ends: Set[int]) -> Doc
 
 def write_brat(doc: Doc, out_dir: Path, *, name: Optional[str] = None, scores: Optional[Dict] = None) -> Path:
     """Write NAME.txt and NAME.ann under out_dir; returns the .ann path. A doc
-    read from a .txt that had no .ann, and still without entities, gets none."""
+    read from a .txt that had no .ann, and still without entities, gets none.
+    scores: {(start_char, end_char, label): probability} of new entities, each
+    written as an AnnotatorNotes line ("confidence 0.73") for the annotator."""
     meta = doc.user_data.get(USER_DATA_KEY, {})
     rel = safe_name(name or meta.get("name") or "doc")
     txt_path = Path(out_dir) / f"{rel}.txt"
@@ -198,14 +200,14 @@ def write_brat(doc: Doc, out_dir: Path, *, name: Optional[str] = None, scores: O
     if meta.get("has_ann") is False and not doc.ents:
         return ann_path  # read without an .ann and still unannotated: write none, as it was
     bom = "\ufeff" if meta.get("ann_bom") else ""
-    ann_path.write_bytes((bom + "".join(ann_lines(doc))).encode(encoding))
+    ann_path.write_bytes((bom + "".join(ann_lines(doc, scores))).encode(encoding))
     return ann_path
 
 
-def ann_lines(doc: Doc) -> List[str]:
+def ann_lines(doc: Doc, scores: Optional[Dict] = None) -> List[str]:
     """The .ann lines of a doc: its original lines, less entity lines whose
     entity is no longer in doc.ents (unless other lines refer to it), plus a
-    T-line for each entity that is new."""
+    T-line for each entity that is new (and a note with its score, if any)."""
     meta = doc.user_data.get(USER_DATA_KEY, {})
     lines: List[str] = list(meta.get("ann", []))
     entity_lines = {int(k): tuple(v) for k, v in meta.get("entity_lines", {}).items()}
@@ -222,14 +224,19 @@ def ann_lines(doc: Doc) -> List[str]:
     if out and not out[-1].endswith("\n"):
         out[-1] += "\n"
     next_id = 1 + max([int(m.group(1)) for line in lines if (m := re.match(r"T(\d+)\t", line))] or [0])
+    next_note = 1 + max([int(m.group(1)) for line in lines if (m := re.match(r"#(\d+)\t", line))] or [0])
+    notes = []
     for ent in doc.ents:
         key = (ent.start_char, ent.end_char, ent.label_)
         if key in written:
             continue
         text = " ".join(ent.text.split()) if "\n" in ent.text or "\r" in ent.text else ent.text
         out.append(f"T{next_id}\t{ent.label_} {ent.start_char} {ent.end_char}\t{text}\n")
+        if scores and key in scores:
+            notes.append(f"#{next_note}\tAnnotatorNotes T{next_id}\tconfidence {scores[key]:.2f}\n")
+            next_note += 1
         next_id += 1
-    return out
+    return out + notes
 
 
 def _referenced_ids(lines: Iterable[str]) -> Set[str]:

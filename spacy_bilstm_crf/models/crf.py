@@ -124,3 +124,62 @@ def path_score(
     scores = torch.zeros(len(lengths), dtype=emissions.dtype).index_add(0, seq_of, token)
     scores = scores.index_add(0, seq_of[1:], pairs)
     return scores + start[tags[firsts]] + end[tags[lasts]]
+
+
+def forward_backward(
+    emissions: PackedSequence, transitions: Tensor, start: Tensor, end: Tensor
+) -> Tuple[Tensor, Tensor, Tensor]:
+    """Forward and backward log-messages, in the packed order of `emissions.data`.
+
+    Returns (alpha, beta, log_z): alpha[r, y] is the log-sum of the scores of
+    every prefix that puts tag y on row r's token (its emission included),
+    beta[r, y] the log-sum over every suffix after it given y (the end score
+    included), and log_z[r] the log partition of the row's sequence. So
+    ``exp(alpha + beta - log_z[:, None])`` are the marginals, and any run of
+    tags on consecutive tokens has an exact probability (`chain_log_probs`).
+    """
+    sizes = emissions.batch_sizes.tolist()
+    offsets = [0]
+    for n in sizes[:-1]:
+        offsets.append(offsets[-1] + n)
+    data = emissions.data
+    alphas = [start + data[: sizes[0]]]
+    for t in range(1, len(sizes)):
+        n = sizes[t]
+        prev = alphas[-1][:n].unsqueeze(2) + transitions  # shape: (n, prev, next)
+        alphas.append(torch.logsumexp(prev, dim=1) + data[offsets[t] : offsets[t] + n])
+    betas = [end.expand(sizes[-1], -1)]
+    for t in range(len(sizes) - 2, -1, -1):
+        m = sizes[t + 1]
+        ahead = (data[offsets[t + 1] : offsets[t + 1] + m] + betas[-1]).unsqueeze(1)  # shape: (m, 1, next)
+        carried = torch.logsumexp(transitions + ahead, dim=2)  # shape: (m, prev)
+        betas.append(torch.cat([carried, end.expand(sizes[t] - m, -1)]))
+    betas.reverse()
+    log_z = torch.logsumexp(alphas[0] + betas[0], dim=1)  # shape: (sequences,) by decreasing length
+    rank = torch.cat([torch.arange(n, device=data.device) for n in sizes])
+    return torch.cat(alphas), torch.cat(betas), log_z[rank]
+
+
+def chain_log_probs(
+    emissions: Tensor, transitions: Tensor, alpha: Tensor, beta: Tensor, log_z: Tensor,
+    positions: Tensor, tags: Tensor, chains: Tensor, n_chains: int,
+) -> Tensor:
+    """log p(the tokens at `positions` carry `tags`), per chain, exactly.
+
+    All per-token tensors in one order (flat or packed, the same for all):
+    emissions (tokens, tags), alpha/beta/log_z from `forward_backward`.
+    A chain is a run of consecutive tokens of one sequence; `positions`,
+    `tags` and `chains` (the chain id of each entry, non-decreasing, entries
+    of a chain in token order) list them all. An entity is the chain of its
+    tags (B, I..., L or U), so this is the probability that exactly that
+    entity is predicted, under the same constraints as the Viterbi decode.
+    Returns shape (n_chains,).
+    """
+    first = torch.ones_like(chains, dtype=torch.bool)
+    first[1:] = chains[1:] != chains[:-1]
+    last = torch.ones_like(first)
+    last[:-1] = first[1:]
+    step = emissions[positions, tags] + transitions[tags.roll(1), tags]  # wrong at firsts, masked below
+    step = torch.where(first, alpha[positions, tags] - log_z[positions], step)
+    step = torch.where(last, step + beta[positions, tags], step)
+    return torch.zeros(n_chains, dtype=emissions.dtype, device=emissions.device).index_add(0, chains, step)
