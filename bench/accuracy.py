@@ -92,10 +92,14 @@ def main():
 
 
 def write_table():
-    rows = []
+    """bench/RESULTS.md from every results file: accuracy and speed rows in
+    one table, other benchmarks (with a "summary") in a second."""
+    rows, others = [], []
     for path in sorted(RESULTS.glob("*.json")):
         r = json.loads(path.read_text())
-        if "test_ents_f" in r:
+        if "summary" in r:
+            others.append(f"| {path.stem} | {r['summary']} | {r['date']} | `{r['command']}` |")
+        elif "test_ents_f" in r:
             rows.append(f"| {r['benchmark']} | {r['system']} | {100 * r['test_ents_f']:.2f} | "
                         f"{100 * (r.get('dev_ents_f') or 0):.2f} | {r['train_seconds']} | {r['date']} | `{r['command']}` |")
         elif "ratio" in r:
@@ -103,6 +107,9 @@ def write_table():
                         f"| ratio {r['ratio']} | | | {r['date']} | `{r['command']}` |")
     table = ("| benchmark | system | test F1 | dev F1 | train s | date | command |\n"
              "| --- | --- | --- | --- | --- | --- | --- |\n" + "\n".join(rows) + "\n")
+    if others:
+        table += ("\n## Other benchmarks\n\n| benchmark | result | date | command |\n| --- | --- | --- | --- |\n"
+                  + "\n".join(others) + "\n")
     (ROOT / "bench" / "RESULTS.md").write_text(
         "# Benchmark results\n\nWritten by the bench scripts (see bench/README.md); one row per results file, "
         f"measured on this project's {os.cpu_count()}-core CPU machines.\n\n" + table)

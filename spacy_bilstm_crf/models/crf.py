@@ -137,27 +137,53 @@ def forward_backward(
     included), and log_z[r] the log partition of the row's sequence. So
     ``exp(alpha + beta - log_z[:, None])`` are the marginals, and any run of
     tags on consecutive tokens has an exact probability (`chain_log_probs`).
+
+    Computed in probability space with one scale per row and step (a matrix
+    product a step instead of a log-sum-exp over (n, tags, tags)); forbidden
+    tags come out as -inf.
     """
     sizes = emissions.batch_sizes.tolist()
     offsets = [0]
     for n in sizes[:-1]:
         offsets.append(offsets[-1] + n)
     data = emissions.data
-    alphas = [start + data[: sizes[0]]]
+    t_max = transitions.max()
+    trans = torch.exp(transitions - t_max)  # shape: (prev, next)
+    row_max = data.max(dim=1, keepdim=True).values
+    emit = torch.exp(data - row_max)  # shape: (tokens, tags)
+
+    def normalized(x, log_scale):
+        total = x.sum(dim=1, keepdim=True)
+        return x / total, log_scale + torch.log(total)
+
+    first = start + data[: sizes[0]]
+    top = first.max(dim=1, keepdim=True).values
+    a, log_a = normalized(torch.exp(first - top), top)
+    alphas, alpha_scales = [a], [log_a]
     for t in range(1, len(sizes)):
-        n = sizes[t]
-        prev = alphas[-1][:n].unsqueeze(2) + transitions  # shape: (n, prev, next)
-        alphas.append(torch.logsumexp(prev, dim=1) + data[offsets[t] : offsets[t] + n])
-    betas = [end.expand(sizes[-1], -1)]
+        n, rows = sizes[t], slice(offsets[t], offsets[t] + sizes[t])
+        a, log_a = normalized((a[:n] @ trans) * emit[rows], log_a[:n] + t_max + row_max[rows])
+        alphas.append(a)
+        alpha_scales.append(log_a)
+    end_top = end.max()
+    b_end, log_b_end = normalized(torch.exp(end - end_top)[None], end_top.reshape(1, 1))
+    b, log_b = b_end.expand(sizes[-1], -1), log_b_end.expand(sizes[-1], 1)
+    betas, beta_scales = [b], [log_b]
     for t in range(len(sizes) - 2, -1, -1):
-        m = sizes[t + 1]
-        ahead = (data[offsets[t + 1] : offsets[t + 1] + m] + betas[-1]).unsqueeze(1)  # shape: (m, 1, next)
-        carried = torch.logsumexp(transitions + ahead, dim=2)  # shape: (m, prev)
-        betas.append(torch.cat([carried, end.expand(sizes[t] - m, -1)]))
+        m, rows = sizes[t + 1], slice(offsets[t + 1], offsets[t + 1] + sizes[t + 1])
+        b, log_b = normalized((b * emit[rows]) @ trans.T, log_b + t_max + row_max[rows])
+        extra = sizes[t] - m  # sequences ending at step t
+        b = torch.cat([b, b_end.expand(extra, -1)])
+        log_b = torch.cat([log_b, log_b_end.expand(extra, 1)])
+        betas.append(b)
+        beta_scales.append(log_b)
     betas.reverse()
-    log_z = torch.logsumexp(alphas[0] + betas[0], dim=1)  # shape: (sequences,) by decreasing length
+    beta_scales.reverse()
+    alpha = torch.log(torch.cat(alphas)) + torch.cat(alpha_scales)
+    beta = torch.log(torch.cat(betas)) + torch.cat(beta_scales)
+    log_z = torch.logsumexp(alpha[: sizes[0]] + beta[: sizes[0]], dim=1)  # by decreasing length
     rank = torch.cat([torch.arange(n, device=data.device) for n in sizes])
-    return torch.cat(alphas), torch.cat(betas), log_z[rank]
+    return alpha, beta, log_z[rank]
 
 
 def chain_log_probs(
