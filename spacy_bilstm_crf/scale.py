@@ -1,0 +1,219 @@
+"""Prediction at scale: the record pipeline (records.py → shards.py) run by
+one of two engines that label whole partitions with the same code:
+
+- "process": this process (`--n-process 1`), or a pool of processes, each
+  loading the pipeline once and labelling whole partitions;
+- "ray": Ray Data `map_batches` over the partitions still to do, with a pool
+  of actors (one per worker) that load the pipeline once, set torch's threads
+  to their CPUs and run `nlp.pipe`. A killed actor is restarted and its
+  partition retried by Ray.
+
+Either way the driver (this process) is the only writer: each partition's
+rows come back whole, and the sink writes the shard once (a partition
+delivered twice, by a retried task, is ignored), so every document is written
+exactly once.
+"""
+import json
+import logging
+import os
+import pickle
+import signal
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple
+
+import spacy
+
+from .errors import FormatError
+from .records import Options, Partition, annotate, fingerprint, input_kind, plan, read_partition
+from .shards import Sink, open_sink
+
+ENGINES = ("process", "ray")
+MAX_RESTARTS = 4  # restarts of a dead actor; a partition that kills its actor each time fails the job
+MAX_TASK_RETRIES = 4
+RAY_MISSING = "install the [ray] extra: pip install 'spacy-bilstm-crf[ray]'"
+# test hooks: an actor SIGKILLs itself once (the marker file says it did);
+# the driver exits hard after writing this many shards (a crash)
+KILL_ACTOR_ONCE = "SPACY_BILSTM_CRF_TEST_KILL_ACTOR_ONCE"
+EXIT_AFTER_SHARDS = "SPACY_BILSTM_CRF_TEST_EXIT_AFTER_SHARDS"
+
+
+def load_pipeline(model: str, gpu_id: int = -1, threads: Optional[int] = None):
+    """spacy.load, on GPU gpu_id when >= 0 (Thinc's PyTorch shim then runs
+    the torch layers on CUDA), with torch limited to `threads` threads."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    if gpu_id >= 0:
+        spacy.require_gpu(gpu_id)
+    return spacy.load(model)
+
+
+def predict_records(model: str, input_path: Path, output_path: Path, *, fmt: str, options: Options,
+                    engine: str = "process", batch_size: int = 256, n_process: int = 1, gpu_id: int = -1,
+                    address: Optional[str] = None, workers: Optional[int] = None, cpus_per_worker: int = 1,
+                    progress: Optional[Callable] = None, labels: Callable = lambda nlp: ()) -> Dict:
+    """Label an input of records and write one shard per partition, skipping
+    those already written. Returns counts: partitions and documents written,
+    entities, errors, partitions skipped as complete."""
+    if engine not in ENGINES:
+        raise FormatError(input_path, None, f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}.")
+    input_path = Path(input_path).resolve()  # workers may run elsewhere: paths must be absolute
+    model = str(Path(model).resolve()) if Path(model).exists() else str(model)
+    sink = open_sink(Path(output_path), fmt, options.encoding)
+    kind = input_kind(input_path) or "txt"
+    key = {"input": str(input_path), "fingerprint": fingerprint(input_path, kind) if input_path.exists() else None,
+           "model": model, "format": fmt, "options": dict(options.__dict__)}
+    parts = sink.plan(key, lambda: plan(input_path, options))
+    pending = [p for p in parts if not sink.done(p.name)]
+    skipped = len(parts) - len(pending)
+    bar = progress(sum(p.stop - p.start for p in pending)) if progress else None
+    write = _writer(sink, bar)
+    nlp = None
+    if engine == "ray" and pending:
+        run_ray(model, pending, write, options=options, batch_size=batch_size, gpu_id=gpu_id, address=address,
+                workers=workers, cpus_per_worker=cpus_per_worker)
+    elif pending:
+        nlp = run_process(model, pending, write, options=options, batch_size=batch_size, n_process=n_process,
+                          gpu_id=gpu_id)
+    if bar is not None:
+        bar.close()
+    missing = [p.name for p in pending if not sink.done(p.name)]
+    if missing:
+        raise RuntimeError(f"{len(missing)} partitions were not written (first: {missing[0]}); "
+                           "run the same command again to finish them.")
+    if fmt == "brat":
+        nlp = nlp or load_pipeline(model)
+    summary = dict(sink.close(labels(nlp) if nlp is not None else ()))
+    summary.update(skipped=skipped, total_partitions=len(parts))
+    return summary
+
+
+def _writer(sink: Sink, bar) -> Callable[[Partition, List[Dict], List[Dict]], None]:
+    exit_after = int(os.environ.get(EXIT_AFTER_SHARDS) or 0)
+
+    def write(part: Partition, rows: List[Dict], errors: List[Dict]) -> None:
+        if sink.write(part, rows, errors) and bar is not None:
+            bar.update(part.stop - part.start)
+        if exit_after and sink.written["partitions"] >= exit_after:
+            os._exit(3)  # test hook: a crash, nothing cleaned up
+
+    return write
+
+
+# one process, or a pool of processes -------------------------------------------
+
+def run_process(model: str, parts: List[Partition], write: Callable, *, options: Options, batch_size: int,
+                n_process: int, gpu_id: int):
+    """Label the partitions here (returns the pipeline), or in a pool of
+    n_process processes that each label whole partitions (returns None)."""
+    if n_process <= 1:
+        nlp = load_pipeline(model, gpu_id)
+        for part in parts:
+            write(part, *annotate(nlp, read_partition(part, options), batch_size=batch_size))
+        return nlp
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")  # never fork a process that has run torch
+    with context.Pool(n_process, initializer=_pool_init, initargs=(model, gpu_id, batch_size, options)) as pool:
+        for part, rows, errors in pool.imap_unordered(_pool_work, parts):
+            write(part, rows, errors)
+    return None
+
+
+_POOL: Dict = {}
+
+
+def _pool_init(model: str, gpu_id: int, batch_size: int, options: Options) -> None:
+    _POOL.update(nlp=load_pipeline(model, gpu_id, threads=1), batch_size=batch_size, options=options)
+
+
+def _pool_work(part: Partition) -> Tuple[Partition, List[Dict], List[Dict]]:
+    records = read_partition(part, _POOL["options"])
+    return (part, *annotate(_POOL["nlp"], records, batch_size=_POOL["batch_size"]))
+
+
+# Ray -------------------------------------------------------------------------
+
+class Annotator:
+    """A Ray Data actor: loads the pipeline once, then labels one partition
+    per call; its rows go back to the driver pickled, whole, in one row."""
+
+    def __init__(self, model: str, gpu_id: int, threads: int, batch_size: int, options: Dict,
+                 kill_marker: Optional[str] = None):
+        self.nlp = load_pipeline(model, 0 if gpu_id >= 0 else -1, threads=threads)  # Ray sets CUDA_VISIBLE_DEVICES
+        self.batch_size = batch_size
+        self.options = Options(**options)
+        self.kill_marker = kill_marker
+
+    def __call__(self, batch):
+        import pyarrow as pa
+
+        names, payloads = [], []
+        for data in batch.column("partition").to_pylist():
+            part = Partition.from_dict(json.loads(data))
+            rows, errors = annotate(self.nlp, read_partition(part, self.options), batch_size=self.batch_size)
+            self._maybe_die()
+            names.append(part.name)
+            payloads.append(pickle.dumps((rows, errors), protocol=pickle.HIGHEST_PROTOCOL))
+        return pa.table({"partition": pa.array(names, pa.string()), "payload": pa.array(payloads, pa.binary())})
+
+    def _maybe_die(self) -> None:
+        """Test hook: the first actor to get here kills its own process, its
+        partition labelled but not returned."""
+        if not self.kill_marker:
+            return
+        try:
+            os.close(os.open(self.kill_marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def run_ray(model: str, parts: List[Partition], write: Callable, *, options: Options, batch_size: int, gpu_id: int,
+            address: Optional[str], workers: Optional[int], cpus_per_worker: int) -> None:
+    """Label the partitions on a Ray cluster (address), or on a Ray started
+    here; the driver writes each partition as it comes back."""
+    ray = _import_ray()
+    local = not address and not os.environ.get("RAY_ADDRESS")
+    init: Dict = {"address": address or (None if not local else "local"), "logging_level": logging.WARNING,
+                  "log_to_driver": True}
+    if local:
+        init.update(num_cpus=max(os.cpu_count() or 1, (workers or 1) * cpus_per_worker), include_dashboard=False)
+    ray.init(**init)
+    try:
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False
+        context.print_on_execution_start = False
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        if not workers:
+            workers = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_worker))
+        part_of = {p.name: p for p in parts}
+        items = [{"partition": json.dumps(p.to_dict())} for p in parts]
+        dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+            Annotator,
+            batch_size=1,
+            batch_format="pyarrow",
+            concurrency=min(workers, len(parts)),
+            num_cpus=cpus_per_worker,
+            num_gpus=1 if gpu_id >= 0 else None,
+            fn_constructor_kwargs={"model": str(model), "gpu_id": gpu_id, "threads": cpus_per_worker,
+                                   "batch_size": batch_size, "options": dict(options.__dict__),
+                                   "kill_marker": os.environ.get(KILL_ACTOR_ONCE)},
+            max_restarts=MAX_RESTARTS,
+            max_task_retries=MAX_TASK_RETRIES,
+        )
+        for batch in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
+            for name, payload in zip(batch.column("partition").to_pylist(), batch.column("payload").to_pylist()):
+                write(part_of[name], *pickle.loads(payload))
+    finally:
+        ray.shutdown()
+
+
+def _import_ray():
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise FormatError("--engine ray", None, RAY_MISSING) from None
+    return ray
