@@ -28,8 +28,6 @@ from .records import Options, Partition, annotate, fingerprint, input_kind, plan
 from .shards import Sink, open_sink
 
 ENGINES = ("process", "ray")
-MAX_RESTARTS = 4  # restarts of a dead actor; a partition that kills its actor each time fails the job
-MAX_TASK_RETRIES = 4
 RAY_MISSING = "install the [ray] extra: pip install 'spacy-bilstm-crf[ray]'"
 # test hooks: an actor SIGKILLs itself once (the marker file says it did);
 # the driver exits hard after writing this many shards (a crash)
@@ -137,14 +135,17 @@ def _pool_work(part: Partition) -> Tuple[Partition, List[Dict], List[Dict]]:
 
 class Annotator:
     """A Ray Data actor: loads the pipeline once, then labels one partition
-    per call; its rows go back to the driver pickled, whole, in one row."""
+    per call; its rows go back to the driver pickled, whole, in one row.
+    `settings` is set on a subclass made per job (see `run_ray`)."""
 
-    def __init__(self, model: str, gpu_id: int, threads: int, batch_size: int, options: Dict,
-                 kill_marker: Optional[str] = None):
-        self.nlp = load_pipeline(model, 0 if gpu_id >= 0 else -1, threads=threads)  # Ray sets CUDA_VISIBLE_DEVICES
-        self.batch_size = batch_size
-        self.options = Options(**options)
-        self.kill_marker = kill_marker
+    settings: Dict = {}
+
+    def __init__(self):
+        s = self.settings
+        self.nlp = load_pipeline(s["model"], 0 if s["gpu_id"] >= 0 else -1, threads=s["threads"])  # Ray sets CUDA_VISIBLE_DEVICES
+        self.batch_size = s["batch_size"]
+        self.options = Options(**s["options"])
+        self.kill_marker = s.get("kill_marker")
 
     def __call__(self, batch):
         import pyarrow as pa
@@ -176,7 +177,9 @@ def run_ray(model: str, parts: List[Partition], write: Callable, *, options: Opt
     here; the driver writes each partition as it comes back."""
     ray = _import_ray()
     local = not address and not os.environ.get("RAY_ADDRESS")
-    init: Dict = {"address": address or (None if not local else "local"), "logging_level": logging.WARNING,
+    if not local:
+        _use_token_auth()
+    init: Dict = {"address": address or (None if not local else "local"), "logging_level": logging.ERROR,
                   "log_to_driver": True}
     if local:
         init.update(num_cpus=max(os.cpu_count() or 1, (workers or 1) * cpus_per_worker), include_dashboard=False)
@@ -185,29 +188,40 @@ def run_ray(model: str, parts: List[Partition], write: Callable, *, options: Opt
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
         context.print_on_execution_start = False
-        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
         if not workers:
             workers = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_worker))
         part_of = {p.name: p for p in parts}
         items = [{"partition": json.dumps(p.to_dict())} for p in parts]
+        settings = {"model": str(model), "gpu_id": gpu_id, "threads": cpus_per_worker, "batch_size": batch_size,
+                    "options": dict(options.__dict__), "kill_marker": os.environ.get(KILL_ACTOR_ONCE)}
+        # Ray Data's actors restart when killed and retry their task (max_restarts and
+        # max_task_retries are -1 by default); one partition in flight per actor
         dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-            Annotator,
+            type("Annotator", (Annotator,), {"settings": settings}),
             batch_size=1,
             batch_format="pyarrow",
-            concurrency=min(workers, len(parts)),
+            compute=ray.data.ActorPoolStrategy(size=min(workers, len(parts)), max_tasks_in_flight_per_actor=1),
             num_cpus=cpus_per_worker,
             num_gpus=1 if gpu_id >= 0 else None,
-            fn_constructor_kwargs={"model": str(model), "gpu_id": gpu_id, "threads": cpus_per_worker,
-                                   "batch_size": batch_size, "options": dict(options.__dict__),
-                                   "kill_marker": os.environ.get(KILL_ACTOR_ONCE)},
-            max_restarts=MAX_RESTARTS,
-            max_task_retries=MAX_TASK_RETRIES,
         )
         for batch in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
             for name, payload in zip(batch.column("partition").to_pylist(), batch.column("payload").to_pylist()):
                 write(part_of[name], *pickle.loads(payload))
     finally:
         ray.shutdown()
+
+
+def _use_token_auth() -> None:
+    """`ray start` turns on token authentication and saves the token in
+    ~/.ray/auth_token, but a client given an address sends it only in token
+    mode: turn that on when a token is at hand, as Ray itself does for a
+    cluster it finds on its own (RAY_AUTH_MODE, when set, decides)."""
+    try:
+        from ray._private.authentication.authentication_token_setup import maybe_enable_token_auth_if_token_available
+    except ImportError:  # a Ray without token authentication
+        return
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
 def _import_ray():
