@@ -238,7 +238,7 @@ def _read_jsonl(part: Partition, options: Options) -> Iterator[Record]:
             fallback = f"{stem}:{i + 1}"  # file:line, for rows without a readable id
             text, error = _decode(line, options.encoding)
             if error:
-                yield Record(i, fallback, None, {}, error)
+                yield Record(i, _readable_id(line, options) or fallback, None, {}, error)
                 continue
             if not text.strip():
                 yield Record(i, fallback, None, {}, "empty line")
@@ -252,6 +252,16 @@ def _read_jsonl(part: Partition, options: Options) -> Iterator[Record]:
                 yield Record(i, fallback, None, {}, "not a JSON object")
                 continue
             yield _record(i, row, options, fallback)
+
+
+def _readable_id(line: bytes, options: Options):
+    """The id of a line that does not decode, read with the bad bytes replaced."""
+    try:
+        row = json.loads(line.decode(options.encoding, "replace"))
+    except (ValueError, LookupError):
+        return None
+    doc_id = row.get(options.id_column) if isinstance(row, dict) else None
+    return doc_id if isinstance(doc_id, (str, int)) and "\ufffd" not in str(doc_id) else None
 
 
 def _read_parquet(part: Partition, options: Options) -> Iterator[Record]:

@@ -8,7 +8,8 @@ complete one. A rerun skips the partitions whose shard exists.
                                        (written before the shard, when any)
 
 BRAT output writes NAME.txt + NAME.ann per document instead, and a marker
-`OUTPUT/.done/<partition>.json` (the list of files) once a partition is whole.
+`OUTPUT/.done/<partition>.json` (the list of files) once a partition is whole
+(the plan goes to `OUTPUT/.done/_plan.json`, out of BRAT's way).
 A single .jsonl or .parquet file is written at the end, in plan order.
 """
 import base64
@@ -140,7 +141,7 @@ class ShardFolder(Sink):
     def plan(self, key: Dict, make: Callable[[], List[Partition]]) -> List[Partition]:
         """The plan stored with the shards (a rerun must continue the same
         plan, never mix two), or a new one."""
-        stored = self.path / PLAN_FILE
+        stored = self.shard(PLAN_FILE).with_name(PLAN_FILE)
         if stored.exists():
             saved = json.loads(stored.read_text(encoding="utf-8"))
             if saved.get("key") != key:
