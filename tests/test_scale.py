@@ -314,3 +314,20 @@ def test_train_and_predict_on_gpu(corpus, tmp_path):
     assert gpu.keys() == cpu.keys() and any(gpu.values())
     # float sums differ between cuDNN and the CPU; a near tie may decode differently
     assert sum(gpu[k] == cpu[k] for k in cpu) >= 0.95 * len(cpu)
+
+
+def test_lazily_built_torch_modules_land_on_the_shims_device(monkeypatch):
+    """The torch modules get their weights at initialization, after Thinc's
+    shim moved the (then empty) module to its device: they must follow it
+    (on a GPU that device is CUDA; "meta" stands in for it here)."""
+    from thinc.shims.pytorch import PyTorchShim
+
+    monkeypatch.setattr(PyTorchShim, "device", property(lambda self: torch.device("meta")))
+    nlp = spacy.blank("en")
+    nlp.add_pipe("bilstm_crf_ner")
+    model = nlp.get_pipe("bilstm_crf_ner").model
+    with pytest.raises(Exception):  # meta tensors cannot run; the weights must be there already
+        nlp.initialize(lambda: make_examples(nlp))
+    modules = [node.shims[0]._model for node in model.walk() if node.shims]
+    assert len(modules) == 2
+    assert {p.device.type for m in modules for p in m.parameters()} == {"meta"}
