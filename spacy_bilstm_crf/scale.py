@@ -17,7 +17,10 @@ import json
 import logging
 import os
 import pickle
+import resource
 import signal
+import socket
+import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -68,9 +71,10 @@ def predict_records(model: str, input_path: Path, output_path: Path, *, fmt: str
     bar = progress(sum(p.stop - p.start for p in pending)) if progress else None
     write = _writer(sink, bar)
     nlp = None
+    workers_stats: Dict = {}
     if engine == "ray" and pending:
         run_ray(model, pending, write, options=options, batch_size=batch_size, gpu_id=gpu_id, address=address,
-                workers=workers, cpus_per_worker=cpus_per_worker)
+                workers=workers, cpus_per_worker=cpus_per_worker, stats=workers_stats)
     elif pending:
         nlp = run_process(model, pending, write, options=options, batch_size=batch_size, n_process=n_process,
                           gpu_id=gpu_id)
@@ -83,7 +87,7 @@ def predict_records(model: str, input_path: Path, output_path: Path, *, fmt: str
     if fmt == "brat":
         nlp = nlp or load_pipeline(model)
     summary = dict(sink.close(labels(nlp) if nlp is not None else ()))
-    summary.update(skipped=skipped, total_partitions=len(parts))
+    summary.update(skipped=skipped, total_partitions=len(parts), workers=list(workers_stats.values()))
     return summary
 
 
@@ -135,29 +139,33 @@ def _pool_work(part: Partition) -> Tuple[Partition, List[Dict], List[Dict]]:
 
 class Annotator:
     """A Ray Data actor: loads the pipeline once, then labels one partition
-    per call; its rows go back to the driver pickled, whole, in one row.
-    `settings` is set on a subclass made per job (see `run_ray`)."""
+    per call; its rows go back to the driver pickled, whole, in one row,
+    with figures about the actor (load time, busy time, peak RSS)."""
 
-    settings: Dict = {}
-
-    def __init__(self):
-        s = self.settings
-        self.nlp = load_pipeline(s["model"], 0 if s["gpu_id"] >= 0 else -1, threads=s["threads"])  # Ray sets CUDA_VISIBLE_DEVICES
-        self.batch_size = s["batch_size"]
-        self.options = Options(**s["options"])
-        self.kill_marker = s.get("kill_marker")
+    def __init__(self, model: str, gpu_id: int, threads: int, batch_size: int, options: Dict,
+                 kill_marker: Optional[str] = None):
+        start = time.perf_counter()
+        self.nlp = load_pipeline(model, 0 if gpu_id >= 0 else -1, threads=threads)  # Ray sets CUDA_VISIBLE_DEVICES
+        self.batch_size = batch_size
+        self.options = Options(**options)
+        self.kill_marker = kill_marker
+        self.stats = {"pid": os.getpid(), "host": socket.gethostname(), "load_s": time.perf_counter() - start}
 
     def __call__(self, batch):
         import pyarrow as pa
 
-        names, payloads = [], []
+        names, payloads, stats = [], [], []
         for data in batch.column("partition").to_pylist():
+            start = time.perf_counter()
             part = Partition.from_dict(json.loads(data))
             rows, errors = annotate(self.nlp, read_partition(part, self.options), batch_size=self.batch_size)
             self._maybe_die()
             names.append(part.name)
             payloads.append(pickle.dumps((rows, errors), protocol=pickle.HIGHEST_PROTOCOL))
-        return pa.table({"partition": pa.array(names, pa.string()), "payload": pa.array(payloads, pa.binary())})
+            peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            stats.append(json.dumps({**self.stats, "busy_s": time.perf_counter() - start, "peak_rss_mb": peak_mb}))
+        return pa.table({"partition": pa.array(names, pa.string()), "payload": pa.array(payloads, pa.binary()),
+                         "worker": pa.array(stats, pa.string())})
 
     def _maybe_die(self) -> None:
         """Test hook: the first actor to get here kills its own process, its
@@ -172,9 +180,11 @@ class Annotator:
 
 
 def run_ray(model: str, parts: List[Partition], write: Callable, *, options: Options, batch_size: int, gpu_id: int,
-            address: Optional[str], workers: Optional[int], cpus_per_worker: int) -> None:
+            address: Optional[str], workers: Optional[int], cpus_per_worker: int, stats: Optional[Dict] = None) -> None:
     """Label the partitions on a Ray cluster (address), or on a Ray started
-    here; the driver writes each partition as it comes back."""
+    here; the driver writes each partition as it comes back. `stats` gets
+    each actor's figures (see _add_stats)."""
+    stats = {} if stats is None else stats
     ray = _import_ray()
     local = not address and not os.environ.get("RAY_ADDRESS")
     if not local:
@@ -198,7 +208,8 @@ def run_ray(model: str, parts: List[Partition], write: Callable, *, options: Opt
         # Ray Data's actors restart when killed and retry their task (max_restarts and
         # max_task_retries are -1 by default); one partition in flight per actor
         dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-            type("Annotator", (Annotator,), {"settings": settings}),
+            Annotator,
+            fn_constructor_kwargs=settings,
             batch_size=1,
             batch_format="pyarrow",
             compute=ray.data.ActorPoolStrategy(size=min(workers, len(parts)), max_tasks_in_flight_per_actor=1),
@@ -206,8 +217,10 @@ def run_ray(model: str, parts: List[Partition], write: Callable, *, options: Opt
             num_gpus=1 if gpu_id >= 0 else None,
         )
         for batch in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
-            for name, payload in zip(batch.column("partition").to_pylist(), batch.column("payload").to_pylist()):
+            columns = (batch.column(c).to_pylist() for c in ("partition", "payload", "worker"))
+            for name, payload, worker in zip(*columns):
                 write(part_of[name], *pickle.loads(payload))
+                _add_stats(stats, json.loads(worker))
     finally:
         ray.shutdown()
 
@@ -222,6 +235,14 @@ def _use_token_auth() -> None:
     except ImportError:  # a Ray without token authentication
         return
     maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+
+
+def _add_stats(stats: Dict, worker: Dict) -> None:
+    """Per actor process: model load seconds, partitions, busy seconds, peak RSS."""
+    seen = stats.setdefault((worker["host"], worker["pid"]), {**worker, "partitions": 0, "busy_s": 0.0})
+    seen["partitions"] += 1
+    seen["busy_s"] += worker["busy_s"]
+    seen["peak_rss_mb"] = max(seen["peak_rss_mb"], worker["peak_rss_mb"])
 
 
 def _import_ray():
