@@ -8,10 +8,11 @@ one of two engines that label whole partitions with the same code:
   to their CPUs and run `nlp.pipe`. A killed actor is restarted and its
   partition retried by Ray.
 
-Either way the driver (this process) is the only writer: each partition's
-rows come back whole, and the sink writes the shard once (a partition
-delivered twice, by a retried task, is ignored), so every document is written
-exactly once.
+Either way the driver (this process) is the only writer: each partition
+comes back whole — as its encoded shard, made by the workers with the same
+encoder as one process uses, or as rows for BRAT and single-file outputs — and
+the sink writes it once (a partition delivered twice, by a retried task, is
+ignored), so every document is written exactly once.
 """
 import json
 import logging
@@ -28,7 +29,7 @@ import spacy
 
 from .errors import FormatError
 from .records import Options, Partition, annotate, fingerprint, input_kind, plan, read_partition
-from .shards import Sink, open_sink
+from .shards import Sink, encode_shard, open_sink
 
 ENGINES = ("process", "ray")
 RAY_MISSING = "install the [ray] extra: pip install 'spacy-bilstm-crf[ray]'"
@@ -69,15 +70,16 @@ def predict_records(model: str, input_path: Path, output_path: Path, *, fmt: str
     pending = [p for p in parts if not sink.done(p.name)]
     skipped = len(parts) - len(pending)
     bar = progress(sum(p.stop - p.start for p in pending)) if progress else None
-    write = _writer(sink, bar)
+    deliver = _deliverer(sink, bar)
+    encode = sink.fmt if sink.encodes else None
     nlp = None
     workers_stats: Dict = {}
     if engine == "ray" and pending:
-        run_ray(model, pending, write, options=options, batch_size=batch_size, gpu_id=gpu_id, address=address,
-                workers=workers, cpus_per_worker=cpus_per_worker, stats=workers_stats)
+        run_ray(model, pending, deliver, options=options, batch_size=batch_size, gpu_id=gpu_id, address=address,
+                workers=workers, cpus_per_worker=cpus_per_worker, encode=encode, stats=workers_stats)
     elif pending:
-        nlp = run_process(model, pending, write, options=options, batch_size=batch_size, n_process=n_process,
-                          gpu_id=gpu_id)
+        nlp = run_process(model, pending, deliver, options=options, batch_size=batch_size, n_process=n_process,
+                          gpu_id=gpu_id, encode=encode)
     if bar is not None:
         bar.close()
     missing = [p.name for p in pending if not sink.done(p.name)]
@@ -91,63 +93,78 @@ def predict_records(model: str, input_path: Path, output_path: Path, *, fmt: str
     return summary
 
 
-def _writer(sink: Sink, bar) -> Callable[[Partition, List[Dict], List[Dict]], None]:
+def label(nlp, part: Partition, options: Options, batch_size: int, encode: Optional[str]) -> Dict:
+    """What a worker returns for a partition: its shard encoded in `encode`'s
+    format, or its rows and errors."""
+    rows, errors = annotate(nlp, read_partition(part, options), batch_size=batch_size)
+    if encode:
+        return {"encoded": encode_shard(part.name, rows, errors, encode)}
+    return {"rows": rows, "errors": errors}
+
+
+def _deliverer(sink: Sink, bar) -> Callable[[Partition, Dict], None]:
     exit_after = int(os.environ.get(EXIT_AFTER_SHARDS) or 0)
 
-    def write(part: Partition, rows: List[Dict], errors: List[Dict]) -> None:
-        if sink.write(part, rows, errors) and bar is not None:
+    def deliver(part: Partition, result: Dict) -> None:
+        if "encoded" in result:
+            written = sink.write_encoded(part, result["encoded"])
+        else:
+            written = sink.write(part, result["rows"], result["errors"])
+        if written and bar is not None:
             bar.update(part.stop - part.start)
         if exit_after and sink.written["partitions"] >= exit_after:
             os._exit(3)  # test hook: a crash, nothing cleaned up
 
-    return write
+    return deliver
 
 
 # one process, or a pool of processes -------------------------------------------
 
-def run_process(model: str, parts: List[Partition], write: Callable, *, options: Options, batch_size: int,
-                n_process: int, gpu_id: int):
+def run_process(model: str, parts: List[Partition], deliver: Callable, *, options: Options, batch_size: int,
+                n_process: int, gpu_id: int, encode: Optional[str] = None):
     """Label the partitions here (returns the pipeline), or in a pool of
     n_process processes that each label whole partitions (returns None)."""
     if n_process <= 1:
         nlp = load_pipeline(model, gpu_id)
         for part in parts:
-            write(part, *annotate(nlp, read_partition(part, options), batch_size=batch_size))
+            deliver(part, label(nlp, part, options, batch_size, encode))
         return nlp
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")  # never fork a process that has run torch
-    with context.Pool(n_process, initializer=_pool_init, initargs=(model, gpu_id, batch_size, options)) as pool:
-        for part, rows, errors in pool.imap_unordered(_pool_work, parts):
-            write(part, rows, errors)
+    initargs = (model, gpu_id, batch_size, options, encode)
+    with context.Pool(n_process, initializer=_pool_init, initargs=initargs) as pool:
+        for part, result in pool.imap_unordered(_pool_work, parts):
+            deliver(part, result)
     return None
 
 
 _POOL: Dict = {}
 
 
-def _pool_init(model: str, gpu_id: int, batch_size: int, options: Options) -> None:
-    _POOL.update(nlp=load_pipeline(model, gpu_id, threads=1), batch_size=batch_size, options=options)
+def _pool_init(model: str, gpu_id: int, batch_size: int, options: Options, encode: Optional[str]) -> None:
+    _POOL.update(nlp=load_pipeline(model, gpu_id, threads=1), batch_size=batch_size, options=options, encode=encode)
 
 
-def _pool_work(part: Partition) -> Tuple[Partition, List[Dict], List[Dict]]:
-    records = read_partition(part, _POOL["options"])
-    return (part, *annotate(_POOL["nlp"], records, batch_size=_POOL["batch_size"]))
+def _pool_work(part: Partition) -> Tuple[Partition, Dict]:
+    return part, label(_POOL["nlp"], part, _POOL["options"], _POOL["batch_size"], _POOL["encode"])
 
 
 # Ray -------------------------------------------------------------------------
 
 class Annotator:
     """A Ray Data actor: loads the pipeline once, then labels one partition
-    per call; its rows go back to the driver pickled, whole, in one row,
-    with figures about the actor (load time, busy time, peak RSS)."""
+    per call; the partition goes back to the driver whole, in one row (its
+    encoded shard, or its rows: see `label`), with figures about the actor
+    (load time, busy time, peak RSS)."""
 
     def __init__(self, model: str, gpu_id: int, threads: int, batch_size: int, options: Dict,
-                 kill_marker: Optional[str] = None):
+                 encode: Optional[str] = None, kill_marker: Optional[str] = None):
         start = time.perf_counter()
         self.nlp = load_pipeline(model, 0 if gpu_id >= 0 else -1, threads=threads)  # Ray sets CUDA_VISIBLE_DEVICES
         self.batch_size = batch_size
         self.options = Options(**options)
+        self.encode = encode
         self.kill_marker = kill_marker
         self.stats = {"pid": os.getpid(), "host": socket.gethostname(), "load_s": time.perf_counter() - start}
 
@@ -158,10 +175,10 @@ class Annotator:
         for data in batch.column("partition").to_pylist():
             start = time.perf_counter()
             part = Partition.from_dict(json.loads(data))
-            rows, errors = annotate(self.nlp, read_partition(part, self.options), batch_size=self.batch_size)
+            result = label(self.nlp, part, self.options, self.batch_size, self.encode)
             self._maybe_die()
             names.append(part.name)
-            payloads.append(pickle.dumps((rows, errors), protocol=pickle.HIGHEST_PROTOCOL))
+            payloads.append(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
             peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             stats.append(json.dumps({**self.stats, "busy_s": time.perf_counter() - start, "peak_rss_mb": peak_mb}))
         return pa.table({"partition": pa.array(names, pa.string()), "payload": pa.array(payloads, pa.binary()),
@@ -179,8 +196,9 @@ class Annotator:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def run_ray(model: str, parts: List[Partition], write: Callable, *, options: Options, batch_size: int, gpu_id: int,
-            address: Optional[str], workers: Optional[int], cpus_per_worker: int, stats: Optional[Dict] = None) -> None:
+def run_ray(model: str, parts: List[Partition], deliver: Callable, *, options: Options, batch_size: int, gpu_id: int,
+            address: Optional[str], workers: Optional[int], cpus_per_worker: int, encode: Optional[str] = None,
+            stats: Optional[Dict] = None) -> None:
     """Label the partitions on a Ray cluster (address), or on a Ray started
     here; the driver writes each partition as it comes back. `stats` gets
     each actor's figures (see _add_stats)."""
@@ -204,7 +222,7 @@ def run_ray(model: str, parts: List[Partition], write: Callable, *, options: Opt
         part_of = {p.name: p for p in parts}
         items = [{"partition": json.dumps(p.to_dict())} for p in parts]
         settings = {"model": str(model), "gpu_id": gpu_id, "threads": cpus_per_worker, "batch_size": batch_size,
-                    "options": dict(options.__dict__), "kill_marker": os.environ.get(KILL_ACTOR_ONCE)}
+                    "options": dict(options.__dict__), "encode": encode, "kill_marker": os.environ.get(KILL_ACTOR_ONCE)}
         # Ray Data's actors restart when killed and retry their task (max_restarts and
         # max_task_retries are -1 by default); one partition in flight per actor
         dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
@@ -219,7 +237,7 @@ def run_ray(model: str, parts: List[Partition], write: Callable, *, options: Opt
         for batch in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
             columns = (batch.column(c).to_pylist() for c in ("partition", "payload", "worker"))
             for name, payload, worker in zip(*columns):
-                write(part_of[name], *pickle.loads(payload))
+                deliver(part_of[name], pickle.loads(payload))
                 _add_stats(stats, json.loads(worker))
     finally:
         ray.shutdown()

@@ -82,20 +82,38 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
             tmp.unlink()
 
 
-def write_rows(path: Path, rows: List[Dict], fmt: str) -> None:
+def shard_bytes(rows: List[Dict], fmt: str) -> bytes:
+    """The bytes of a shard file of these rows: the one encoder of both
+    engines (so their shards are the same bytes)."""
     if fmt == "jsonl":
-        data = jsonl_bytes(rows)
-        write_atomic(path, lambda tmp: tmp.write_bytes(data))
-    else:
-        import pyarrow.parquet as pq
+        return jsonl_bytes(rows)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
-        table = parquet_table(rows)
-        write_atomic(path, lambda tmp: pq.write_table(table, tmp))
+    buffer = pa.BufferOutputStream()
+    pq.write_table(parquet_table(rows), buffer)
+    return buffer.getvalue().to_pybytes()
+
+
+def encode_shard(name: str, rows: List[Dict], errors: List[Dict], fmt: str) -> Dict:
+    """A partition's shard and errors file as bytes, with its counts: what a
+    worker sends when the driver only has to put files in place."""
+    return {"shard": shard_bytes(rows, fmt),
+            "errors": jsonl_bytes({"partition": name, **e} for e in errors) if errors else b"",
+            "documents": len(rows), "entities": sum(len(r["entities"]) for r in rows), "n_errors": len(errors)}
+
+
+def write_rows(path: Path, rows: List[Dict], fmt: str) -> None:
+    data = shard_bytes(rows, fmt)
+    write_atomic(path, lambda tmp: tmp.write_bytes(data))
 
 
 class Sink:
-    """Where the rows of each partition go; `write` ignores a partition
-    already written (a retried task delivering it twice writes nothing)."""
+    """Where the rows of each partition go; a partition already written is
+    ignored (a retried task delivering it twice writes nothing). A sink that
+    `encodes` takes shards encoded by the workers (encode_shard) as well."""
+
+    encodes = False
 
     def __init__(self, path: Path, fmt: str):
         self.path = Path(path)
@@ -110,18 +128,30 @@ class Sink:
         return name in self._seen
 
     def write(self, part: Partition, rows: List[Dict], errors: List[Dict]) -> bool:
+        if self.encodes:
+            return self.write_encoded(part, encode_shard(part.name, rows, errors, self.fmt))
+        entities = sum(len(r["entities"]) for r in rows)
+        return self._accept(part, lambda: self._write(part, rows, [{"partition": part.name, **e} for e in errors]),
+                            len(rows), entities, len(errors))
+
+    def write_encoded(self, part: Partition, encoded: Dict) -> bool:
+        return self._accept(part, lambda: self._write_encoded(part, encoded), encoded["documents"],
+                            encoded["entities"], encoded["n_errors"])
+
+    def _accept(self, part: Partition, write: Callable[[], None], documents: int, entities: int, errors: int) -> bool:
         if self.done(part.name):
             self.written["repeats_ignored"] += 1
             return False
-        self._write(part, rows, [{"partition": part.name, **e} for e in errors])
+        write()
         self._seen.add(part.name)
-        self.written["partitions"] += 1
-        self.written["documents"] += len(rows)
-        self.written["entities"] += sum(len(r["entities"]) for r in rows)
-        self.written["errors"] += len(errors)
+        for key, n in (("partitions", 1), ("documents", documents), ("entities", entities), ("errors", errors)):
+            self.written[key] += n
         return True
 
     def _write(self, part: Partition, rows: List[Dict], errors: List[Dict]) -> None:
+        raise NotImplementedError
+
+    def _write_encoded(self, part: Partition, encoded: Dict) -> None:
         raise NotImplementedError
 
     def close(self, labels: Iterable[str] = ()) -> Dict:
@@ -130,6 +160,8 @@ class Sink:
 
 class ShardFolder(Sink):
     """OUTPUT/<partition>.<fmt>, resumable."""
+
+    encodes = True
 
     def __init__(self, path: Path, fmt: str):
         super().__init__(path, fmt)
@@ -160,15 +192,17 @@ class ShardFolder(Sink):
     def done(self, name: str) -> bool:
         return name in self._seen or self.shard(name).exists()
 
-    def _write(self, part: Partition, rows: List[Dict], errors: List[Dict]) -> None:
-        if errors:
-            write_rows(self.path / f"{part.name}.errors.jsonl", errors, "jsonl")
-        write_rows(self.shard(part.name), rows, self.fmt)
+    def _write_encoded(self, part: Partition, encoded: Dict) -> None:
+        if encoded["errors"]:  # before the shard: a shard that exists has its errors file
+            write_atomic(self.path / f"{part.name}.errors.jsonl", lambda tmp: tmp.write_bytes(encoded["errors"]))
+        write_atomic(self.shard(part.name), lambda tmp: tmp.write_bytes(encoded["shard"]))
 
 
 class BratFolder(ShardFolder):
     """NAME.txt + NAME.ann per document (NAME: the id, made a safe relative
     path), a marker per partition, annotation.conf at the end."""
+
+    encodes = False
 
     def __init__(self, path: Path, encoding: str = "utf-8"):
         super().__init__(path, "brat")
