@@ -8,11 +8,12 @@ training sentences resampled into documents.
 Each run labels the whole corpus into a fresh shard folder through the library
 call behind `python -m spacy_bilstm_crf predict CORPUS OUT --engine ray`
 (a local Ray; --address for a cluster). Start-up cost is measured apart, as
-the same command on a one-document input (Ray start, actor processes,
-imports, model load, Ray shutdown). Actors report their model load time,
-busy time and peak RSS: "labelling" throughput is documents over the busiest
-actor's busy time (start-up and the driver left out); end-to-end throughput
-is documents over the command's wall time. The last line printed is JSON; the result goes
+the same command on N one-document partitions for N workers (Ray start, N
+actor processes with their imports, model load, Ray shutdown). Actors report
+their model load time, busy time and peak RSS. Three throughputs: end-to-end
+(documents over the command's wall time), steady (over the wall time less
+the start-up cost: what a long job sees) and labelling (over the busiest
+actor's busy time: the actors alone). The last line printed is JSON; the result goes
 to bench/results/scale.json with the command that produced it.
 """
 import argparse
@@ -79,14 +80,14 @@ def quick_model(path):
     return spacy.load(path)
 
 
-def run(model, corpus, out, workers, args):
+def run(model, corpus, out, workers, args, partition_size=None):
     if out.exists():
         shutil.rmtree(out)
     load = os.getloadavg()[0]
     start = time.perf_counter()
     done = predict_records(str(model), corpus, out, fmt="jsonl", engine="ray", workers=workers,
                            address=args.address, batch_size=args.batch_size,
-                           options=Options(partition_size=args.partition_size))
+                           options=Options(partition_size=partition_size or args.partition_size))
     seconds = time.perf_counter() - start
     print(f"{workers} worker(s), {corpus.name}: {seconds:.1f} s, load average {load:.1f} before", file=sys.stderr)
     return seconds, done, load
@@ -109,11 +110,15 @@ def main():
     model = Path(args.model) if args.model else WORK / "model"
     if not args.model:
         quick_model(model)
-    tiny = WORK / "one-doc.jsonl"
-    tiny.write_text(corpus.open(encoding="utf8").readline(), encoding="utf8")
-    startup_s, startup, _ = run(model, tiny, WORK / "out-startup", 1, args)
+    startup = {}
+    with corpus.open(encoding="utf8") as f:
+        first = [next(f) for _ in range(max(args.workers))]
+    for w in args.workers:  # the same command on w documents, one partition (and actor) each
+        tiny = WORK / f"startup-{w}.jsonl"
+        tiny.write_text("".join(first[:w]), encoding="utf8")
+        seconds, done, _ = run(model, tiny, WORK / f"out-startup-{w}", w, args, partition_size=1)
+        startup[w] = (seconds, max(x["load_s"] for x in done["workers"]))
     result = {"docs": args.docs, "words": words, "partition_size": args.partition_size, "batch_size": args.batch_size,
-              "startup_s": round(startup_s, 2), "model_load_s_in_actor": round(startup["workers"][0]["load_s"], 2),
               "runs": {}}
     times = {w: [] for w in args.workers}
     for _ in range(args.runs):
@@ -123,6 +128,8 @@ def main():
             times[w].append(seconds)
             result["runs"][str(w)] = {
                 "seconds": [round(s, 2) for s in times[w]],
+                "startup_s": round(startup[w][0], 2),
+                "model_load_s_in_actor": round(startup[w][1], 2),
                 "load_avg_1min_before": round(load, 2),
                 "peak_rss_mb_per_worker": sorted(round(x["peak_rss_mb"]) for x in done["workers"]),
                 "partitions_per_worker": sorted(x["partitions"] for x in done["workers"]),
@@ -133,11 +140,13 @@ def main():
         r = result["runs"][str(w)]
         r["docs_per_s"] = round(args.docs / seconds, 1)
         r["words_per_s"] = round(words / seconds)
+        r["steady_docs_per_s"] = round(args.docs / (seconds - startup[w][0]), 1)
         r["labelling_docs_per_s"] = round(args.docs / max(r["busy_s_per_worker"]), 1)  # the slowest actor's busy time
         r["docs_per_s_per_worker"] = round(args.docs / sum(r["busy_s_per_worker"]), 1)
     if {1, 2} <= set(args.workers):
         one, two = result["runs"]["1"], result["runs"]["2"]
         result["speedup_2_vs_1"] = round(two["docs_per_s"] / one["docs_per_s"], 2)
+        result["steady_speedup_2_vs_1"] = round(two["steady_docs_per_s"] / one["steady_docs_per_s"], 2)
         result["labelling_speedup_2_vs_1"] = round(two["labelling_docs_per_s"] / one["labelling_docs_per_s"], 2)
     result.update({
         "command": "python bench/scale.py " + " ".join(sys.argv[1:]),
@@ -147,7 +156,8 @@ def main():
     })
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: result.get(k) for k in ("speedup_2_vs_1", "labelling_speedup_2_vs_1", "startup_s", "command")}
+    print(json.dumps({k: result.get(k) for k in ("speedup_2_vs_1", "steady_speedup_2_vs_1", "labelling_speedup_2_vs_1",
+                                                  "command")}
                      | {f"docs_per_s_{w}": result["runs"][str(w)]["docs_per_s"] for w in args.workers}))
 
 
