@@ -134,6 +134,7 @@ def main():
                 "peak_rss_mb_per_worker": sorted(round(x["peak_rss_mb"]) for x in done["workers"]),
                 "partitions_per_worker": sorted(x["partitions"] for x in done["workers"]),
                 "busy_s_per_worker": sorted(round(x["busy_s"], 1) for x in done["workers"]),
+                "idle_s_per_worker": sorted(round(x["idle_s"], 1) for x in done["workers"]),
             }
     for w in args.workers:
         seconds = statistics.median(times[w])

@@ -21,6 +21,7 @@ from .errors import FormatError
 from .formats.brat import safe_name
 
 KINDS = {".txt": "txt", ".jsonl": "jsonl", ".parquet": "parquet"}
+BOM = b"\xef\xbb\xbf"
 RESERVED = ("id", "text", "entities")  # keys of an output row; clashing input columns get an "input_" prefix
 
 
@@ -142,10 +143,17 @@ def _plan_jsonl(src: Path, base: str, options: Options) -> Tuple[List[Partition]
             if n % size == 0:
                 parts.append(Partition(f"{base}-{n:08d}", "jsonl", str(src), n, n + size, offset=offset))
             offset += len(line)
-            hashes.append(_id_hash(_jsonl_id(line, options)))
+            hashes.append(_id_hash(_jsonl_id(_without_bom(line, n, options), options)))
     if parts:
         parts[-1].stop = len(hashes)
     return parts, hashes
+
+
+def _without_bom(line: bytes, n: int, options: Options) -> bytes:
+    """The first line of a UTF-8 file without its byte order mark."""
+    if n == 0 and line.startswith(BOM) and options.encoding.replace("-", "").lower() in ("utf8", "utf8sig"):
+        return line[len(BOM):]
+    return line
 
 
 def _jsonl_id(line: bytes, options: Options):
@@ -234,7 +242,7 @@ def _read_jsonl(part: Partition, options: Options) -> Iterator[Record]:
     with open(part.source, "rb") as f:
         f.seek(part.offset)
         for i in range(part.start, part.stop):
-            line = f.readline()
+            line = _without_bom(f.readline(), i, options)
             fallback = f"{stem}:{i + 1}"  # file:line, for rows without a readable id
             text, error = _decode(line, options.encoding)
             if error:
@@ -275,11 +283,25 @@ def _read_parquet(part: Partition, options: Options) -> Iterator[Record]:
         first += n
     if not groups:
         return
-    table = f.read_row_groups([g for g, _ in groups])
+    table = _read_row_groups(f, part.source, tuple(g for g, _ in groups))
     table = table.slice(part.start - groups[0][1], part.stop - part.start)
     stem = Path(part.source).name
     for i, row in enumerate(table.to_pylist(), start=part.start):
         yield _record(i, row, options, f"{stem}:{i}")
+
+
+_LAST_READ: Dict = {}
+
+
+def _read_row_groups(f, source: str, groups: Tuple[int, ...]):
+    """Row groups of a Parquet file, the last ones read kept: the partitions
+    of one large row group (pyarrow writes up to a million rows per group)
+    come to a worker in order, and then cost one read, not one each."""
+    key = (source, Path(source).stat().st_mtime_ns, groups)
+    if _LAST_READ.get("key") != key:
+        _LAST_READ.clear()
+        _LAST_READ.update(key=key, table=f.read_row_groups(list(groups)))
+    return _LAST_READ["table"]
 
 
 def _record(i: int, row: Dict, options: Options, fallback: str) -> Record:

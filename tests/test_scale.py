@@ -120,7 +120,7 @@ def test_bad_rows_are_reported_by_id_never_dropped(model, tmp_path):
              b"{not json",
              json.dumps({"id": "a", "text": "I like London."}).encode(),
              json.dumps({"text": "Angela Merkel flew to Paris."}).encode()]
-    (tmp_path / "in.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    (tmp_path / "in.jsonl").write_bytes(b"\xef\xbb\xbf" + b"\n".join(lines) + b"\n")  # a BOM is no bad row
     out = cli("predict", model, tmp_path / "in.jsonl", tmp_path / "out", "--partition-size", "3")
     assert "6 rows could not be labelled" in out and "Labelled 2 documents" in out
     errors = [json.loads(line) for f in sorted((tmp_path / "out").glob("*.errors.jsonl"))
