@@ -150,7 +150,7 @@ def main():
         result["steady_speedup_2_vs_1"] = round(two["steady_docs_per_s"] / one["steady_docs_per_s"], 2)
         result["labelling_speedup_2_vs_1"] = round(two["labelling_docs_per_s"] / one["labelling_docs_per_s"], 2)
     result.update({
-        "command": "python bench/scale.py " + " ".join(sys.argv[1:]),
+        "command": " ".join(["python", "bench/scale.py", *sys.argv[1:]]),
         "date": datetime.date.today().isoformat(),
         "cores": os.cpu_count(),
         "engine": "ray " + __import__("ray").__version__ + (f" at {args.address}" if args.address else " (local)"),

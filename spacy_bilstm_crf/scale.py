@@ -210,6 +210,11 @@ def run_ray(model: str, parts: List[Partition], deliver: Callable, *, options: O
     stats = {} if stats is None else stats
     ray = _import_ray()
     local = not address and not os.environ.get("RAY_ADDRESS")
+    if not Path(model).exists() and not spacy.util.is_package(model) and (local or os.sep in model):
+        # here rather than in every actor (a package installed only on a cluster's workers is fine)
+        from spacy.errors import Errors as SpacyErrors
+
+        raise OSError(SpacyErrors.E050.format(name=model))
     if not local:
         _use_token_auth()
     init: Dict = {"address": address or (None if not local else "local"), "logging_level": logging.ERROR,

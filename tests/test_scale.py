@@ -241,6 +241,12 @@ def test_ray_killed_actor_is_retried_each_document_once(model, corpus, tmp_path)
     assert shard_files(tmp_path / "ray") == shard_files(tmp_path / "process")
 
 
+def test_ray_model_missing_is_one_line(corpus, tmp_path):
+    pytest.importorskip("ray")
+    out = cli("predict", tmp_path / "nothing", corpus / "docs.jsonl", tmp_path / "out", "--engine", "ray", ok=False)
+    assert "Can't find model" in out and len(out.strip().splitlines()) == 1
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
