@@ -57,18 +57,31 @@ def convert(
 @app.command()
 def predict(
     model: str = typer.Argument(..., help="Trained pipeline: a directory or an installed package name"),
-    input_path: Path = typer.Argument(..., help="Folder of .txt files, .spacy DocBin, CoNLL file or BRAT folder"),
-    output_path: Path = typer.Argument(..., help="Output folder (BRAT) or file (.spacy, CoNLL)"),
-    to_format: Optional[str] = typer.Option(None, "--to", "-t", help="brat, conll, jsonl or spacy (default: inferred)"),
+    input_path: Path = typer.Argument(..., help="Folder of .txt files, .jsonl or .parquet (file or folder), .spacy DocBin, CoNLL file or BRAT folder"),
+    output_path: Path = typer.Argument(..., help="Output folder (BRAT, or JSONL/Parquet shards) or file (.jsonl, .parquet, .spacy, CoNLL)"),
+    to_format: Optional[str] = typer.Option(None, "--to", "-t", help="brat, conll, jsonl, parquet or spacy (default: inferred)"),
     batch_size: int = typer.Option(256, "--batch-size", "-b", help="Docs per batch"),
     encoding: str = typer.Option("utf-8", "--encoding", help="Encoding of text input files"),
     score_notes: bool = typer.Option(False, "--score-notes", help="BRAT: add each entity's probability as an AnnotatorNotes line, to review the least sure first"),
+    engine: Optional[str] = typer.Option(None, "--engine", help="process (default: this machine) or ray"),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray: cluster address (default: RAY_ADDRESS, else a local Ray)"),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Ray: actors, each loading the model once (default: the cluster's CPUs)"),
+    cpus_per_worker: int = typer.Option(1, "--cpus-per-worker", help="Ray: CPUs (and torch threads) per actor"),
+    n_process: int = typer.Option(1, "--n-process", help="Processes on this machine (process engine)"),
+    text_column: str = typer.Option("text", "--text-column", help="JSONL/Parquet: the text column"),
+    id_column: str = typer.Option("id", "--id-column", help="JSONL/Parquet: the id column"),
+    partition_size: int = typer.Option(1000, "--partition-size", help="Documents per partition (one output shard each)"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU to run the model on (-1: CPU)"),
     verbose: bool = VERBOSE,
 ) -> None:
     """Label texts with a trained pipeline and write the predictions (BRAT by
-    default: open the folder in BRAT to correct them, then retrain)."""
+    default: open the folder in BRAT to correct them, then retrain). JSONL and
+    Parquet go in shards named after the input's partitions: a rerun finishes
+    what is missing; --engine ray runs it on a Ray cluster."""
     _run(verbose, commands.predict, model, input_path, output_path, to_format=to_format,
-         batch_size=batch_size, encoding=encoding, score_notes=score_notes)
+         batch_size=batch_size, encoding=encoding, engine=engine, address=address, workers=workers,
+         cpus_per_worker=cpus_per_worker, n_process=n_process, text_column=text_column, id_column=id_column,
+         partition_size=partition_size, gpu_id=gpu_id, score_notes=score_notes)
 
 
 @app.command()

@@ -11,14 +11,14 @@ from .confidence import entity_scores
 from .errors import FormatError
 from .formats import brat, conll
 
-FORMATS = ("conll", "brat", "spacy", "jsonl")
+FORMATS = ("conll", "brat", "spacy", "jsonl", "parquet")
 CONLL_SUFFIXES = {".conll", ".conllu", ".iob", ".iob2", ".bio", ".bioes", ".tsv", ".txt", ".conll03"}
 
 
 def infer_format(path: Path, given: Optional[str], *, reading: bool) -> str:
     """The format of a path: as given, or from its name and contents."""
     if given:
-        if given not in FORMATS or (reading and given == "jsonl"):
+        if given not in FORMATS or (reading and given in ("jsonl", "parquet")):
             raise FormatError(path, None, f"unknown format {given!r}: use one of {', '.join(FORMATS)}.")
         return given
     if path.suffix == ".spacy":
@@ -29,8 +29,8 @@ def infer_format(path: Path, given: Optional[str], *, reading: bool) -> str:
         return "brat"
     if path.suffix.lower() in CONLL_SUFFIXES:
         return "conll"
-    if path.suffix.lower() == ".jsonl" and not reading:
-        return "jsonl"
+    if path.suffix.lower() in (".jsonl", ".parquet") and not reading:
+        return path.suffix.lower()[1:]
     what = "--from" if reading else "--to"
     raise FormatError(path, None, f"cannot tell the format of this path; pass {what} conll|brat|spacy.")
 
@@ -126,19 +126,68 @@ def convert(input_path: Path, output_path: Path, *, from_format: Optional[str], 
 
 
 def predict(model: str, input_path: Path, output_path: Path, *, to_format: Optional[str],
-            batch_size: int, encoding: str, score_notes: bool = False) -> None:
+            batch_size: int, encoding: str, engine: Optional[str] = None, n_process: int = 1, gpu_id: int = -1,
+            address: Optional[str] = None, workers: Optional[int] = None, cpus_per_worker: int = 1,
+            text_column: str = "text", id_column: str = "id", partition_size: int = 1000,
+            score_notes: bool = False) -> None:
     """Label a folder of .txt files (or a DocBin / CoNLL / BRAT input) and write
-    the predictions, by default as BRAT files beside copies of the texts."""
+    the predictions, by default as BRAT files beside copies of the texts.
+    Records (.txt folders, JSONL, Parquet) to JSONL/Parquet, or with --engine
+    ray, go through the record pipeline (scale.py): sharded, resumable."""
+    fmt = _records_format(input_path, output_path, to_format, engine)
+    if fmt is not None:
+        return _predict_records(model, input_path, output_path, fmt, batch_size=batch_size, encoding=encoding,
+                                engine=engine or "process", n_process=n_process, gpu_id=gpu_id, address=address,
+                                workers=workers, cpus_per_worker=cpus_per_worker, text_column=text_column,
+                                id_column=id_column, partition_size=partition_size)
+    if engine == "ray":
+        raise FormatError(input_path, None, "--engine ray reads a folder of .txt files, a .jsonl or a .parquet file.")
+    if gpu_id >= 0:
+        spacy.require_gpu(gpu_id)
     nlp = spacy.load(model)
     dst = infer_format(output_path, to_format, reading=False)
+    if dst == "parquet":
+        raise FormatError(output_path, None, "Parquet output needs a folder of .txt files, JSONL or Parquet input.")
     docs, _ = read_docs(input_path, _input_format(input_path), nlp, n_sents=10, tag_column=-1, scheme=None,
                         encoding=encoding)
     outputs = []
-    for doc in _progress(nlp.pipe(_without_ents(docs), batch_size=batch_size), "Predicting", total=len(docs)):
+    for doc in _progress(nlp.pipe(_without_ents(docs), batch_size=batch_size, n_process=n_process), "Predicting",
+                         total=len(docs)):
         outputs.append(doc)
     write_docs(outputs, output_path, dst, labels=_entity_labels(nlp), score_notes=score_notes)
     say("✔", f"Labelled {len(outputs)} documents: {sum(len(d.ents) for d in outputs)} entities "
              f"written to {output_path} [{dst}]")
+
+
+def _records_format(input_path: Path, output_path: Path, to_format: Optional[str],
+                    engine: Optional[str]) -> Optional[str]:
+    """The output format when the input goes through the record pipeline
+    (JSONL/Parquet in or out, or --engine ray), else None."""
+    from .records import input_kind
+
+    kind = input_kind(input_path)
+    suffix = output_path.suffix.lower()[1:]
+    fmt = to_format or (suffix if suffix in ("jsonl", "parquet") else None)
+    if kind is None or not (kind in ("jsonl", "parquet") or fmt in ("jsonl", "parquet") or engine == "ray"):
+        return None
+    return fmt or (kind if kind in ("jsonl", "parquet") else "brat")
+
+
+def _predict_records(model: str, input_path: Path, output_path: Path, fmt: str, *, encoding: str,
+                     text_column: str, id_column: str, partition_size: int, **engine_args) -> None:
+    from .records import Options
+    from .scale import predict_records
+
+    options = Options(text_column=text_column, id_column=id_column, partition_size=partition_size, encoding=encoding)
+    done = predict_records(model, input_path, output_path, fmt=fmt, options=options, labels=_entity_labels,
+                           progress=lambda total: _progress([], "Predicting", total=total), **engine_args)
+    if done["errors"]:
+        single = output_path.suffix.lower() == f".{fmt}"
+        where = output_path.with_name(output_path.stem + ".errors.jsonl") if single else output_path / "*.errors.jsonl"
+        say("⚠", f"{done['errors']} rows could not be labelled: their ids and reasons are in {where}")
+    skipped = f"; {done['skipped']} of {done['total_partitions']} partitions were already written" if done["skipped"] else ""
+    say("✔", f"Labelled {done['documents']} documents in {done['partitions']} partitions: {done['entities']} "
+             f"entities written to {output_path} [{fmt}]{skipped}")
 
 
 def _input_format(path: Path) -> str:

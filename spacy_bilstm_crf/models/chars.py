@@ -68,7 +68,9 @@ def _char_encoder(name: str, module, nO: int, rows: int, max_length: int) -> Mod
 
 
 def _init(model: Model, X=None, Y=None) -> None:
-    model.layers[0].shims[0]._model.build()
+    shim = model.layers[0].shims[0]
+    device = shim.device  # no parameters yet: the current ops' device (CUDA under CupyOps)
+    shim._model.build().to(device)
 
 
 def _forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[Floats2d], Callable]:

@@ -114,14 +114,15 @@ def path_score(
     (tokens,) the path; lengths: (sequences,) the sequence lengths.
     Returns shape (sequences,).
     """
-    seq_of = torch.repeat_interleave(torch.arange(len(lengths)), lengths)  # shape: (tokens,)
+    lengths = lengths.to(emissions.device)
+    seq_of = torch.repeat_interleave(torch.arange(len(lengths), device=emissions.device), lengths)  # shape: (tokens,)
     firsts = torch.cumsum(lengths, 0) - lengths
     lasts = firsts + lengths - 1
     token = emissions.gather(1, tags[:, None]).squeeze(1)  # shape: (tokens,)
     step = torch.ones_like(tags, dtype=torch.bool)
     step[firsts] = False  # tokens that have a predecessor in their sequence
     pairs = transitions[tags[:-1], tags[1:]] * step[1:]  # shape: (tokens - 1,)
-    scores = torch.zeros(len(lengths), dtype=emissions.dtype).index_add(0, seq_of, token)
+    scores = torch.zeros(len(lengths), dtype=emissions.dtype, device=emissions.device).index_add(0, seq_of, token)
     scores = scores.index_add(0, seq_of[1:], pairs)
     return scores + start[tags[firsts]] + end[tags[lasts]]
 

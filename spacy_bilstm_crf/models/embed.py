@@ -131,8 +131,7 @@ def _vectors_forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[Lis
     vectors = _table(docs[0].vocab)
     attr = intify_attr(model.attrs["attr"] or vectors.attr)
     keys = numpy.concatenate([doc.to_array(attr) for doc in docs]).astype("uint64")
-    rows = vectors.find(keys=keys)
-    rows = model.ops.asarray1i(numpy.asarray(rows, dtype="int32"))
+    rows = model.ops.asarray1i(vectors.find(keys=keys))  # a cupy array where the vectors are on the GPU
     known = (rows >= 0)[:, None]
     table = model.get_param("E") if model.attrs["fine_tune"] else model.ops.asarray2f(vectors.data)
     flat = table[model.ops.xp.maximum(rows, 0)] * known

@@ -30,8 +30,11 @@ def BiLSTMEncoder(hidden_width: int, depth: int, dropout: float) -> Model[Ragged
 def _init(model: Model, X=None, Y=None) -> None:
     if X is not None:
         model.set_dim("nI", X.data.shape[1])
-    # the module creates its weights now, from the seeded RNG
-    cast(BiLSTM, model.layers[0].shims[0]._model).build(model.get_dim("nI"))
+    # the module creates its weights now, from the seeded RNG, on the shim's
+    # device (the shim moved the module there while it had no weights)
+    shim = model.layers[0].shims[0]
+    device = shim.device
+    cast(BiLSTM, shim._model).build(model.get_dim("nI")).to(device)
 
 
 def _forward(model: Model, X: Ragged, is_train: bool) -> Tuple[Ragged, Callable]:

@@ -1,0 +1,375 @@
+"""Documents as records, for prediction at scale: the input (a folder of .txt
+files, JSONL or Parquet files) cut into a deterministic *partition plan*, the
+records of a partition (id, text, pass-through columns, or an error), and the
+output row of a labelled doc. Both engines (one process, Ray) use exactly
+these functions, so they write the same rows.
+
+A partition is named after its input and its first row (`news-00001000`:
+rows 1000.. of news.jsonl); the name names its output shard, so a rerun finds
+the shards already written and skips them.
+"""
+import hashlib
+import json
+from array import array
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
+
+from spacy.tokens import Doc
+
+from .errors import FormatError
+from .formats.brat import safe_name
+
+KINDS = {".txt": "txt", ".jsonl": "jsonl", ".parquet": "parquet"}
+BOM = b"\xef\xbb\xbf"
+RESERVED = ("id", "text", "entities")  # keys of an output row; clashing input columns get an "input_" prefix
+
+
+@dataclass(frozen=True)
+class Options:
+    """How records are read: the same for the plan, every worker and a rerun."""
+    text_column: str = "text"
+    id_column: str = "id"
+    partition_size: int = 1000
+    encoding: str = "utf-8"
+
+
+@dataclass
+class Partition:
+    """Rows [start, stop) of one input: a source file, or for a folder of
+    .txt files the files listed in `files` (relative to `source`)."""
+    name: str
+    kind: str
+    source: str
+    start: int
+    stop: int
+    offset: int = 0  # JSONL: byte offset of line `start`
+    files: List[str] = field(default_factory=list)
+    duplicates: Dict[int, str] = field(default_factory=dict)  # row -> partition holding the id first
+
+    def to_dict(self) -> Dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Dict) -> "Partition":
+        data = dict(data)
+        data["duplicates"] = {int(k): v for k, v in data.get("duplicates", {}).items()}
+        return cls(**data)
+
+
+class Record(NamedTuple):
+    """One input row: text and pass-through columns, or why it cannot be labelled."""
+    index: int  # row within the source
+    id: Any
+    text: Optional[str]
+    extra: Dict[str, Any]
+    error: Optional[str] = None
+
+
+# the plan ------------------------------------------------------------------
+
+def input_kind(path: Path) -> Optional[str]:
+    """"txt", "jsonl" or "parquet" for an input file or folder; None for the
+    inputs of the document pipeline (BRAT with .ann, CoNLL, DocBin)."""
+    if path.is_file():
+        return KINDS.get(path.suffix.lower()) if path.suffix.lower() != ".txt" else None
+    if path.is_dir():
+        for suffix in (".txt", ".jsonl", ".parquet"):
+            if any(p.is_file() for p in path.rglob(f"*{suffix}")):
+                return KINDS[suffix]
+    return None
+
+
+def sources(path: Path, kind: str) -> List[Path]:
+    """The input files, sorted (a file is its own only source)."""
+    if path.is_file():
+        return [path]
+    return sorted(p for p in path.rglob(f"*.{kind}") if p.is_file())
+
+
+def fingerprint(path: Path, kind: str) -> List:
+    """What a rerun compares to tell whether the input changed."""
+    if kind == "txt":
+        files = sources(path, "txt")
+        return [len(files), sum(p.stat().st_size for p in files)]
+    return [[str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in sources(path, kind)]
+
+
+def plan(path: Path, options: Options) -> List[Partition]:
+    """The partitions of an input, in a fixed order; rows whose id occurred
+    earlier (in this order) are marked as duplicates."""
+    if not path.exists():
+        raise FormatError(path, None, "no such file or folder.")
+    kind = input_kind(path) or ("txt" if path.suffix.lower() == ".txt" else None)
+    if kind is None:
+        raise FormatError(path, None, "expected a folder of .txt files, a .jsonl file or a .parquet file.")
+    if options.partition_size < 1:
+        raise FormatError(path, None, "--partition-size must be at least 1.")
+    if kind == "txt":
+        return _plan_texts(path, options.partition_size)
+    planner = _plan_jsonl if kind == "jsonl" else _plan_parquet
+    by_source = [planner(src, _base_name(src, path), options) for src in sources(path, kind)]
+    parts = [part for new, _ in by_source for part in new]
+    names = [p.name for p in parts]
+    if len(set(names)) < len(names):
+        raise FormatError(path, None, "two input files give the same partition names; rename one of them.")
+    _mark_duplicates(by_source, options)
+    return parts
+
+
+def _base_name(src: Path, root: Path) -> str:
+    rel = src.relative_to(root) if root.is_dir() else Path(src.name)
+    return safe_name(PurePosixPath(rel.as_posix()).with_suffix("").as_posix()).replace("/", "__")
+
+
+def _plan_texts(folder: Path, size: int) -> List[Partition]:
+    files = [p.relative_to(folder).as_posix() for p in sources(folder, "txt")] if folder.is_dir() else [folder.name]
+    root = folder if folder.is_dir() else folder.parent
+    base = safe_name(folder.stem if folder.is_file() else folder.resolve().name)
+    return [Partition(f"{base}-{i:08d}", "txt", str(root), i, min(i + size, len(files)), files=files[i : i + size])
+            for i in range(0, len(files), size)]
+
+
+def _plan_jsonl(src: Path, base: str, options: Options) -> Tuple[List[Partition], array]:
+    """One pass over the file: the byte offset of every partition's first line,
+    and a 64-bit hash of every row's id (0 where there is no readable id)."""
+    size = options.partition_size
+    parts: List[Partition] = []
+    hashes = array("Q")
+    offset = 0
+    n = 0
+    with src.open("rb") as f:
+        for n, line in enumerate(f):
+            if n % size == 0:
+                parts.append(Partition(f"{base}-{n:08d}", "jsonl", str(src), n, n + size, offset=offset))
+            offset += len(line)
+            hashes.append(_id_hash(_jsonl_id(_without_bom(line, n, options), options)))
+    if parts:
+        parts[-1].stop = len(hashes)
+    return parts, hashes
+
+
+def _without_bom(line: bytes, n: int, options: Options) -> bytes:
+    """The first line of a UTF-8 file without its byte order mark."""
+    if n == 0 and line.startswith(BOM) and options.encoding.replace("-", "").lower() in ("utf8", "utf8sig"):
+        return line[len(BOM):]
+    return line
+
+
+def _jsonl_id(line: bytes, options: Options):
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return None
+    return row.get(options.id_column) if isinstance(row, dict) else None
+
+
+def _plan_parquet(src: Path, base: str, options: Options) -> Tuple[List[Partition], array]:
+    pq = _pyarrow_parquet()
+    meta = pq.ParquetFile(src)
+    names = meta.schema_arrow.names
+    if options.text_column not in names:
+        raise FormatError(src, None, f"no column {options.text_column!r} (columns: {', '.join(names)}); "
+                                     "pass the text column with --text-column.")
+    n_rows = meta.metadata.num_rows
+    hashes = array("Q")
+    if options.id_column in names:
+        for batch in meta.iter_batches(columns=[options.id_column], batch_size=65536):
+            hashes.extend(_id_hash(v) for v in batch.column(0).to_pylist())
+    size = options.partition_size
+    parts = [Partition(f"{base}-{i:08d}", "parquet", str(src), i, min(i + size, n_rows)) for i in range(0, n_rows, size)]
+    return parts, hashes
+
+
+def _id_hash(value) -> int:
+    if value is None:
+        return 0
+    digest = hashlib.blake2b(repr(value).encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "little") or 1
+
+
+def _mark_duplicates(by_source: List[Tuple[List[Partition], array]], options: Options) -> None:
+    """Mark every row whose id occurred earlier. Ids are compared by a 64-bit
+    hash, 8 bytes a row; only the partitions holding a repeated hash are read
+    again, to compare their ids exactly (a hash collision is no duplicate)."""
+    import numpy
+
+    arrays = [numpy.frombuffer(h, dtype=numpy.uint64) if len(h) else numpy.zeros(0, numpy.uint64)
+              for _, h in by_source]
+    flat = numpy.concatenate(arrays) if arrays else numpy.zeros(0, numpy.uint64)
+    values, counts = numpy.unique(flat[flat != 0], return_counts=True)
+    repeated_array = values[counts > 1]
+    if not len(repeated_array):
+        return
+    repeated = set(repeated_array.tolist())
+    first: Dict[Any, str] = {}
+    candidates = [part for (parts, _), hashes in zip(by_source, arrays) for part in parts
+                  if numpy.isin(hashes[part.start : part.stop], repeated_array).any()]
+    for part in candidates:
+        for record in read_partition(part, options, check_duplicates=False):
+            if record.error or _id_hash(record.id) not in repeated:
+                continue
+            key = (type(record.id).__name__, record.id)
+            if key in first:
+                part.duplicates[record.index] = first[key]
+            else:
+                first[key] = part.name
+
+
+# reading a partition ---------------------------------------------------------
+
+def read_partition(part: Partition, options: Options, *, check_duplicates: bool = True) -> List[Record]:
+    """The records of a partition, in row order; bad rows are error records."""
+    reader = {"txt": _read_texts, "jsonl": _read_jsonl, "parquet": _read_parquet}[part.kind]
+    records = []
+    for record in reader(part, options):
+        if record.error is None and check_duplicates and record.index in part.duplicates:
+            record = record._replace(error=f"duplicate id (first in partition {part.duplicates[record.index]})")
+        records.append(record)
+    return records
+
+
+def _read_texts(part: Partition, options: Options) -> Iterator[Record]:
+    for i, rel in enumerate(part.files, start=part.start):
+        doc_id = rel[: -len(".txt")] if rel.lower().endswith(".txt") else rel
+        data = (Path(part.source) / rel).read_bytes()
+        text, error = _decode(data, options.encoding)
+        yield Record(i, doc_id, text, {}, error or _no_text(text))
+
+
+def _read_jsonl(part: Partition, options: Options) -> Iterator[Record]:
+    stem = Path(part.source).name
+    with open(part.source, "rb") as f:
+        f.seek(part.offset)
+        for i in range(part.start, part.stop):
+            line = _without_bom(f.readline(), i, options)
+            fallback = f"{stem}:{i + 1}"  # file:line, for rows without a readable id
+            text, error = _decode(line, options.encoding)
+            if error:
+                yield Record(i, _readable_id(line, options) or fallback, None, {}, error)
+                continue
+            if not text.strip():
+                yield Record(i, fallback, None, {}, "empty line")
+                continue
+            try:
+                row = json.loads(text)
+            except ValueError as err:
+                yield Record(i, fallback, None, {}, f"not valid JSON ({err})")
+                continue
+            if not isinstance(row, dict):
+                yield Record(i, fallback, None, {}, "not a JSON object")
+                continue
+            yield _record(i, row, options, fallback)
+
+
+def _readable_id(line: bytes, options: Options):
+    """The id of a line that does not decode, read with the bad bytes replaced."""
+    try:
+        row = json.loads(line.decode(options.encoding, "replace"))
+    except (ValueError, LookupError):
+        return None
+    doc_id = row.get(options.id_column) if isinstance(row, dict) else None
+    return doc_id if isinstance(doc_id, (str, int)) and "\ufffd" not in str(doc_id) else None
+
+
+def _read_parquet(part: Partition, options: Options) -> Iterator[Record]:
+    pq = _pyarrow_parquet()
+    f = pq.ParquetFile(part.source)
+    groups, first = [], 0
+    for g in range(f.metadata.num_row_groups):
+        n = f.metadata.row_group(g).num_rows
+        if first < part.stop and first + n > part.start:
+            groups.append((g, first))
+        first += n
+    if not groups:
+        return
+    table = _read_row_groups(f, part.source, tuple(g for g, _ in groups))
+    table = table.slice(part.start - groups[0][1], part.stop - part.start)
+    stem = Path(part.source).name
+    for i, row in enumerate(table.to_pylist(), start=part.start):
+        yield _record(i, row, options, f"{stem}:{i}")
+
+
+_LAST_READ: Dict = {}
+
+
+def _read_row_groups(f, source: str, groups: Tuple[int, ...]):
+    """Row groups of a Parquet file, the last ones read kept: the partitions
+    of one large row group (pyarrow writes up to a million rows per group)
+    come to a worker in order, and then cost one read, not one each."""
+    key = (source, Path(source).stat().st_mtime_ns, groups)
+    if _LAST_READ.get("key") != key:
+        _LAST_READ.clear()
+        _LAST_READ.update(key=key, table=f.read_row_groups(list(groups)))
+    return _LAST_READ["table"]
+
+
+def _record(i: int, row: Dict, options: Options, fallback: str) -> Record:
+    doc_id = row.get(options.id_column)
+    doc_id = fallback if doc_id is None else doc_id
+    text = row.get(options.text_column)
+    extra = {(f"input_{k}" if k in RESERVED else k): v for k, v in row.items()
+             if k not in (options.id_column, options.text_column)}
+    if text is not None and not isinstance(text, str):
+        return Record(i, doc_id, None, extra, f"{options.text_column!r} is not a string")
+    return Record(i, doc_id, text, extra, _no_text(text))
+
+
+def _decode(data: bytes, encoding: str) -> Tuple[Optional[str], Optional[str]]:
+    try:
+        return data.decode(encoding), None
+    except UnicodeDecodeError as err:
+        return None, f"not {encoding} (byte {data[err.start:err.start + 1]!r} at offset {err.start})"
+
+
+def _no_text(text: Optional[str]) -> Optional[str]:
+    return "no text" if text is None or not text.strip() else None
+
+
+def _pyarrow_parquet():
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise FormatError("pyarrow", None, "Parquet needs pyarrow: pip install 'spacy-bilstm-crf[ray]'") from None
+    return pq
+
+
+# labelling and the output row ------------------------------------------------
+
+def annotate(nlp, records: List[Record], *, batch_size: int) -> Tuple[List[Dict], List[Dict]]:
+    """Output rows of the good records (labelled with nlp.pipe, in order) and
+    error rows of the others. A text longer than nlp.max_length is an error."""
+    for k, r in enumerate(records):
+        if r.error is None and len(r.text) > nlp.max_length:
+            records[k] = r._replace(error=f"text longer than nlp.max_length ({len(r.text)} > {nlp.max_length})")
+    good = [r for r in records if r.error is None]
+    rows = [output_row(r, doc) for r, doc in zip(good, nlp.pipe((r.text for r in good), batch_size=batch_size))]
+    errors = [{"id": r.id, "row": r.index, "error": r.error} for r in records if r.error is not None]
+    return rows, errors
+
+
+def output_row(record: Record, doc: Doc) -> Dict:
+    """One document's row: id, text, entities (character offsets, label, text,
+    score or None) and the input's other columns."""
+    scores = entity_scores(doc)
+    entities = [{"start": e.start_char, "end": e.end_char, "label": e.label_, "text": e.text,
+                 "score": scores.get((e.start_char, e.end_char, e.label_))} for e in doc.ents]
+    return {"id": record.id, "text": record.text, "entities": entities, **record.extra}
+
+
+def entity_scores(doc: Doc) -> Dict[Tuple[int, int, str], float]:
+    """Scores by (start_char, end_char, label) from the span groups that carry
+    them in attrs["scores"], aligned with their spans (spaCy's spancat
+    convention); the first group that scores a span wins."""
+    found: Dict[Tuple[int, int, str], float] = {}
+    for group in doc.spans.values():
+        values = group.attrs.get("scores")
+        if values is None:
+            continue
+        for span, score in zip(group, values):
+            found.setdefault((span.start_char, span.end_char, span.label_), float(score))
+    return found
+
+
+def labelled_rows(rows: Iterable[Dict]) -> int:
+    return sum(len(r["entities"]) for r in rows)

@@ -1,0 +1,300 @@
+"""Output of the record pipeline: one shard per input partition, written to a
+temporary name and renamed into place, so that a shard that exists is a
+complete one. A rerun skips the partitions whose shard exists.
+
+    OUTPUT/_plan.json                  the partition plan (reused by a rerun)
+    OUTPUT/<partition>.jsonl|.parquet  one row per document
+    OUTPUT/<partition>.errors.jsonl    rows that could not be labelled, by id
+                                       (written before the shard, when any)
+
+BRAT output writes NAME.txt + NAME.ann per document instead, and a marker
+`OUTPUT/.done/<partition>.json` (the list of files) once a partition is whole
+(the plan goes to `OUTPUT/.done/_plan.json`, out of BRAT's way).
+A single .jsonl or .parquet file is written at the end, in plan order.
+"""
+import base64
+import datetime
+import decimal
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List
+
+from .errors import FormatError
+from .formats.brat import safe_name, write_annotation_conf
+from .records import Partition
+
+FORMATS = ("jsonl", "parquet", "brat")
+PLAN_FILE = "_plan.json"
+
+
+def jsonl_bytes(rows: Iterable[Dict]) -> bytes:
+    return "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":"), default=_json_default) + "\n"
+                   for r in rows).encode("utf-8")
+
+
+def _json_default(value: Any):
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    return str(value)
+
+
+def parquet_table(rows: List[Dict]):
+    """An Arrow table of output rows: entities with a fixed type (so that all
+    shards share it), other columns as Arrow infers them; a column of mixed
+    types (possible from JSONL) is written as JSON strings."""
+    import pyarrow as pa
+
+    entity = pa.struct([("start", pa.int64()), ("end", pa.int64()), ("label", pa.string()),
+                        ("text", pa.string()), ("score", pa.float64())])
+    keys = {"id": None, "text": None, "entities": None}
+    for row in rows:
+        keys.update(dict.fromkeys(row))
+    columns = {}
+    for key in keys:
+        values = [row.get(key) for row in rows]
+        if key == "entities":
+            columns[key] = pa.array(values, type=pa.list_(entity))
+        elif key == "text":
+            columns[key] = pa.array(values, type=pa.string())
+        else:
+            try:
+                columns[key] = pa.array(values)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                columns[key] = pa.array([None if v is None else json.dumps(v, default=_json_default) for v in values])
+    return pa.table(columns)
+
+
+def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    """write(tmp) then rename tmp to path: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def shard_bytes(rows: List[Dict], fmt: str) -> bytes:
+    """The bytes of a shard file of these rows: the one encoder of both
+    engines (so their shards are the same bytes)."""
+    if fmt == "jsonl":
+        return jsonl_bytes(rows)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buffer = pa.BufferOutputStream()
+    pq.write_table(parquet_table(rows), buffer)
+    return buffer.getvalue().to_pybytes()
+
+
+def encode_shard(name: str, rows: List[Dict], errors: List[Dict], fmt: str) -> Dict:
+    """A partition's shard and errors file as bytes, with its counts: what a
+    worker sends when the driver only has to put files in place."""
+    return {"shard": shard_bytes(rows, fmt),
+            "errors": jsonl_bytes({"partition": name, **e} for e in errors) if errors else b"",
+            "documents": len(rows), "entities": sum(len(r["entities"]) for r in rows), "n_errors": len(errors)}
+
+
+def write_rows(path: Path, rows: List[Dict], fmt: str) -> None:
+    data = shard_bytes(rows, fmt)
+    write_atomic(path, lambda tmp: tmp.write_bytes(data))
+
+
+class Sink:
+    """Where the rows of each partition go; a partition already written is
+    ignored (a retried task delivering it twice writes nothing). A sink that
+    `encodes` takes shards encoded by the workers (encode_shard) as well."""
+
+    encodes = False
+
+    def __init__(self, path: Path, fmt: str):
+        self.path = Path(path)
+        self.fmt = fmt
+        self.written = {"partitions": 0, "documents": 0, "entities": 0, "errors": 0, "repeats_ignored": 0}
+        self._seen: set = set()
+
+    def plan(self, key: Dict, make: Callable[[], List[Partition]]) -> List[Partition]:
+        return make()
+
+    def done(self, name: str) -> bool:
+        return name in self._seen
+
+    def write(self, part: Partition, rows: List[Dict], errors: List[Dict]) -> bool:
+        if self.encodes:
+            return self.write_encoded(part, encode_shard(part.name, rows, errors, self.fmt))
+        entities = sum(len(r["entities"]) for r in rows)
+        return self._accept(part, lambda: self._write(part, rows, [{"partition": part.name, **e} for e in errors]),
+                            len(rows), entities, len(errors))
+
+    def write_encoded(self, part: Partition, encoded: Dict) -> bool:
+        return self._accept(part, lambda: self._write_encoded(part, encoded), encoded["documents"],
+                            encoded["entities"], encoded["n_errors"])
+
+    def _accept(self, part: Partition, write: Callable[[], None], documents: int, entities: int, errors: int) -> bool:
+        if self.done(part.name):
+            self.written["repeats_ignored"] += 1
+            return False
+        write()
+        self._seen.add(part.name)
+        for key, n in (("partitions", 1), ("documents", documents), ("entities", entities), ("errors", errors)):
+            self.written[key] += n
+        return True
+
+    def _write(self, part: Partition, rows: List[Dict], errors: List[Dict]) -> None:
+        raise NotImplementedError
+
+    def _write_encoded(self, part: Partition, encoded: Dict) -> None:
+        raise NotImplementedError
+
+    def close(self, labels: Iterable[str] = ()) -> Dict:
+        return self.written
+
+
+class ShardFolder(Sink):
+    """OUTPUT/<partition>.<fmt>, resumable."""
+
+    encodes = True
+
+    def __init__(self, path: Path, fmt: str):
+        super().__init__(path, fmt)
+        if self.path.exists() and not self.path.is_dir():
+            raise FormatError(self.path, None, "is a file; shards need a folder (or name a .jsonl/.parquet file).")
+        for stale in self.path.glob(".*.tmp-*"):  # left by a crash mid-write
+            stale.unlink()
+
+    def plan(self, key: Dict, make: Callable[[], List[Partition]]) -> List[Partition]:
+        """The plan stored with the shards (a rerun must continue the same
+        plan, never mix two), or a new one."""
+        stored = self.shard(PLAN_FILE).with_name(PLAN_FILE)
+        if stored.exists():
+            saved = json.loads(stored.read_text(encoding="utf-8"))
+            if saved.get("key") != key:
+                changed = sorted(k for k in set(key) | set(saved.get("key", {})) if key.get(k) != saved["key"].get(k))
+                raise FormatError(self.path, None, f"holds shards of another job (changed: {', '.join(changed)}). "
+                                  "Write to a new folder, or delete this one to start over.")
+            return [Partition.from_dict(p) for p in saved["partitions"]]
+        parts = make()
+        data = json.dumps({"key": key, "partitions": [p.to_dict() for p in parts]}).encode("utf-8")
+        write_atomic(stored, lambda tmp: tmp.write_bytes(data))
+        return parts
+
+    def shard(self, name: str) -> Path:
+        return self.path / f"{name}.{self.fmt}"
+
+    def done(self, name: str) -> bool:
+        return name in self._seen or self.shard(name).exists()
+
+    def _write_encoded(self, part: Partition, encoded: Dict) -> None:
+        if encoded["errors"]:  # before the shard: a shard that exists has its errors file
+            write_atomic(self.path / f"{part.name}.errors.jsonl", lambda tmp: tmp.write_bytes(encoded["errors"]))
+        write_atomic(self.shard(part.name), lambda tmp: tmp.write_bytes(encoded["shard"]))
+
+
+class BratFolder(ShardFolder):
+    """NAME.txt + NAME.ann per document (NAME: the id, made a safe relative
+    path), a marker per partition, annotation.conf at the end."""
+
+    encodes = False
+
+    def __init__(self, path: Path, encoding: str = "utf-8"):
+        super().__init__(path, "brat")
+        self.encoding = encoding
+        self.labels: set = set()
+
+    def shard(self, name: str) -> Path:
+        return self.path / ".done" / f"{name}.json"
+
+    def _write(self, part: Partition, rows: List[Dict], errors: List[Dict]) -> None:
+        if errors:
+            write_rows(self.path / f"{part.name}.errors.jsonl", errors, "jsonl")
+        names = set()
+        for k, row in enumerate(rows):
+            name = safe_name(str(row["id"]))
+            if name in names:  # never overwrite an earlier document of this partition
+                name = f"{name}-{k}"
+            names.add(name)
+            txt = self.path / f"{name}.txt"
+            txt.parent.mkdir(parents=True, exist_ok=True)
+            txt.write_bytes(row["text"].encode(self.encoding))
+            txt.with_suffix(".ann").write_bytes("".join(ann_lines(row)).encode(self.encoding))
+            self.labels.update(e["label"] for e in row["entities"])
+        data = json.dumps(sorted(names)).encode("utf-8")
+        write_atomic(self.shard(part.name), lambda tmp: tmp.write_bytes(data))
+
+    def close(self, labels: Iterable[str] = ()) -> Dict:
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_annotation_conf(self.path, set(labels) | self.labels)
+        return self.written
+
+
+def ann_lines(row: Dict) -> List[str]:
+    """BRAT T-lines of a row's entities (newlines in an entity's text become
+    spaces, as BRAT shows them)."""
+    lines = []
+    for i, e in enumerate(row["entities"], start=1):
+        text = " ".join(e["text"].split()) if re.search("[\r\n]", e["text"]) else e["text"]
+        lines.append(f"T{i}\t{e['label']} {e['start']} {e['end']}\t{text}\n")
+    return lines
+
+
+class SingleFile(Sink):
+    """One .jsonl or .parquet file, written whole at the end in plan order
+    (errors beside it, as NAME.errors.jsonl); for jobs that fit in memory."""
+
+    def __init__(self, path: Path, fmt: str):
+        super().__init__(path, fmt)
+        self._parts: Dict[str, tuple] = {}
+        self._order: List[str] = []
+
+    def plan(self, key: Dict, make: Callable[[], List[Partition]]) -> List[Partition]:
+        parts = make()
+        self._order = [p.name for p in parts]
+        return parts
+
+    def _write(self, part: Partition, rows: List[Dict], errors: List[Dict]) -> None:
+        self._parts[part.name] = (rows, errors)
+
+    def close(self, labels: Iterable[str] = ()) -> Dict:
+        done = [self._parts[name] for name in self._order if name in self._parts]
+        write_rows(self.path, [r for rows, _ in done for r in rows], self.fmt)
+        errors = [e for _, errs in done for e in errs]
+        errors_path = self.path.with_name(self.path.name.rsplit(".", 1)[0] + ".errors.jsonl")
+        if errors:
+            write_rows(errors_path, errors, "jsonl")
+        elif errors_path.exists():
+            errors_path.unlink()
+        return self.written
+
+
+def open_sink(path: Path, fmt: str, encoding: str = "utf-8") -> Sink:
+    if fmt not in FORMATS:
+        raise FormatError(path, None, f"unknown output format {fmt!r}: use one of {', '.join(FORMATS)}.")
+    if fmt == "brat":
+        return BratFolder(path, encoding)
+    if path.suffix.lower() == f".{fmt}":
+        return SingleFile(path, fmt)
+    return ShardFolder(path, fmt)
+
+
+def read_shards(path: Path) -> List[Dict]:
+    """Every row of a shard folder (or single file), for tests and users."""
+    files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.suffix in (".jsonl", ".parquet")
+                                                 and not p.name.endswith(".errors.jsonl") and not p.name.startswith("."))
+    rows: List[Dict] = []
+    for f in files:
+        if f.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            rows.extend(pq.read_table(f).to_pylist())
+        else:
+            rows.extend(json.loads(line) for line in f.read_text(encoding="utf-8").splitlines() if line)
+    return rows
+
