@@ -149,6 +149,9 @@ def main():
         result["speedup_2_vs_1"] = round(two["docs_per_s"] / one["docs_per_s"], 2)
         result["steady_speedup_2_vs_1"] = round(two["steady_docs_per_s"] / one["steady_docs_per_s"], 2)
         result["labelling_speedup_2_vs_1"] = round(two["labelling_docs_per_s"] / one["labelling_docs_per_s"], 2)
+        result["summary"] = (f"Ray, {result['docs']} docs: 1 worker {one['docs_per_s']} docs/s, 2 workers "
+                             f"{two['docs_per_s']} docs/s: {result['speedup_2_vs_1']}x end to end, "
+                             f"{result['steady_speedup_2_vs_1']}x after start-up")
     result.update({
         "command": " ".join(["python", "bench/scale.py", *sys.argv[1:]]),
         "date": datetime.date.today().isoformat(),
