@@ -37,3 +37,41 @@ def read_conll(path, n_sents, vocab):
         words.append(cols[0])
         tags.append(cols[-1])
     return docs
+
+
+def gold_docs(nlp, repeat=1):
+    """TRAIN_DATA as Docs with their entities, `repeat` times over."""
+    docs = []
+    for text, annots in TRAIN_DATA * repeat:
+        doc = nlp.make_doc(text)
+        doc.ents = [doc.char_span(s, e, label=label) for s, e, label in annots]
+        docs.append(doc)
+    return docs
+
+
+def train_small_pipeline(path, n_iter=80, sentencizer=True):
+    """A pipeline trained on TRAIN_DATA (seeded), saved to `path`; returns path."""
+    from spacy.util import fix_random_seed
+
+    fix_random_seed(0)
+    nlp = spacy.blank("en")
+    if sentencizer:
+        nlp.add_pipe("sentencizer")
+    nlp.add_pipe("bilstm_crf_ner")
+    examples = make_examples(nlp)
+    optimizer = nlp.initialize(lambda: examples)
+    for _ in range(n_iter):
+        nlp.update(examples, sgd=optimizer)
+    nlp.to_disk(path)
+    return path
+
+
+def randomize_params(ner, scale, seed):
+    """Random output and CRF parameters, so decoding sees real choices."""
+    import numpy
+
+    rng = numpy.random.default_rng(seed)
+    for layer in (ner.model.get_ref("output"), ner.model.get_ref("crf")):
+        for name in layer.param_names:
+            p = layer.get_param(name)
+            layer.set_param(name, rng.normal(0, scale, p.shape).astype("f"))

@@ -75,19 +75,10 @@ def test_counts_add_up_on_random_errors():
 
 def test_analyze_command(tmp_path):
     """Through the CLI on a small trained pipeline and gold DocBin."""
-    from thinc.api import fix_random_seed
+    from .helpers import TRAIN_DATA, gold_docs, train_small_pipeline
 
-    from .helpers import TRAIN_DATA, make_examples
-
-    fix_random_seed(0)
-    nlp = spacy.blank("en")
-    nlp.add_pipe("bilstm_crf_ner")
-    examples = make_examples(nlp)
-    optimizer = nlp.initialize(lambda: examples)
-    for _ in range(30):
-        nlp.update(examples, sgd=optimizer)
-    nlp.to_disk(tmp_path / "model")
-    DocBin(docs=[eg.reference for eg in examples]).to_disk(tmp_path / "gold.spacy")
+    train_small_pipeline(tmp_path / "model", n_iter=30, sentencizer=False)
+    DocBin(docs=gold_docs(spacy.blank("en"))).to_disk(tmp_path / "gold.spacy")
     out = tmp_path / "analysis.json"
     result = subprocess.run([sys.executable, "-m", "spacy_bilstm_crf", "analyze", str(tmp_path / "model"),
                              str(tmp_path / "gold.spacy"), "--output", str(out)], capture_output=True, text=True)

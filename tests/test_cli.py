@@ -12,7 +12,7 @@ import spacy
 from spacy.tokens import DocBin
 from spacy.util import registry
 
-from .helpers import TRAIN_DATA
+from .helpers import TRAIN_DATA, gold_docs
 
 ROOT = Path(__file__).resolve().parents[1]
 ARCHITECTURES = [
@@ -50,11 +50,7 @@ def test_fresh_process_finds_everything_without_import():
 def corpus(tmp_path_factory):
     path = tmp_path_factory.mktemp("corpus")
     nlp = spacy.blank("en")
-    docs = []
-    for text, annots in TRAIN_DATA * 5:
-        doc = nlp.make_doc(text)
-        doc.ents = [doc.char_span(s, e, label=label) for s, e, label in annots]
-        docs.append(doc)
+    docs = gold_docs(nlp, repeat=5)
     DocBin(docs=docs).to_disk(path / "train.spacy")
     DocBin(docs=docs[:4]).to_disk(path / "dev.spacy")
     return path

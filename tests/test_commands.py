@@ -6,9 +6,8 @@ import sys
 import pytest
 import spacy
 from spacy.tokens import DocBin
-from spacy.util import fix_random_seed
 
-from .helpers import DATASETS, TRAIN_DATA, make_examples
+from .helpers import DATASETS, TRAIN_DATA, train_small_pipeline
 
 
 def cli(*args, ok=True):
@@ -71,17 +70,7 @@ def test_brat_corpus_converts_and_round_trips(corpus, tmp_path):
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    fix_random_seed(0)
-    nlp = spacy.blank("en")
-    nlp.add_pipe("sentencizer")
-    nlp.add_pipe("bilstm_crf_ner")
-    examples = make_examples(nlp)
-    optimizer = nlp.initialize(lambda: examples)
-    for _ in range(80):
-        nlp.update(examples, sgd=optimizer)
-    path = tmp_path_factory.mktemp("model") / "pipeline"
-    nlp.to_disk(path)
-    return path
+    return train_small_pipeline(tmp_path_factory.mktemp("model") / "pipeline")
 
 
 def test_predict_folder_of_texts_to_brat(model, tmp_path):

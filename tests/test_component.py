@@ -12,7 +12,7 @@ from thinc.api import compounding
 
 from spacy_bilstm_crf.tags import is_valid, tag_names
 
-from .helpers import TRAIN_DATA, make_examples, read_conll
+from .helpers import TRAIN_DATA, make_examples, randomize_params, read_conll
 
 
 def train(nlp, examples, n_iter=60, drop=0.3, seed=0, batch_size=2):
@@ -337,11 +337,7 @@ def test_decoding_always_valid_random_model():
     for label in ["A", "B-C", "D"]:
         ner.add_label(label)
     nlp.initialize()
-    rng = numpy.random.default_rng(0)
-    for layer in (ner.model.get_ref("output"), ner.model.get_ref("crf")):
-        for name in layer.param_names:
-            p = layer.get_param(name)
-            layer.set_param(name, rng.normal(0, 5, p.shape).astype("f"))
+    randomize_params(ner, scale=5, seed=0)
     docs = [nlp.make_doc(" ".join(["w%d" % i for i in range(n)])) for n in [1, 2, 3, 7, 30]]
     for doc, pred in zip(docs, ner.predict(docs)):
         assert is_valid(pred.tags, 3, "BILUO")

@@ -13,6 +13,8 @@ from spacy.tokens import Doc
 from spacy.training import Example
 
 from spacy_bilstm_crf.models.crf import constrain
+
+from .helpers import randomize_params
 from spacy_bilstm_crf.tags import allowed_transitions
 
 B, I, O, MISS = 3, 1, 2, 0  # spaCy's ent_iob codes
@@ -53,11 +55,7 @@ def test_partial_label_loss_is_brute_force_marginalization(scheme):
     for label in LABELS:
         ner.add_label(label)
     nlp.initialize()
-    rng = numpy.random.default_rng(7)
-    for layer in (ner.model.get_ref("output"), ner.model.get_ref("crf")):
-        for name in layer.param_names:
-            p = layer.get_param(name)
-            layer.set_param(name, rng.normal(0, 1.5, p.shape).astype("f"))
+    randomize_params(ner, scale=1.5, seed=7)
     examples = [Example(nlp.make_doc(" ".join(f"w{i}" for i in range(len(a)))), make_reference(nlp, a))
                 for a in ANNOTATIONS]
     scores = ner.model.predict([eg.predicted for eg in examples])

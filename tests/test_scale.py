@@ -14,12 +14,11 @@ import pytest
 import spacy
 import torch
 from spacy.tokens import SpanGroup
-from spacy.util import fix_random_seed
 
 from spacy_bilstm_crf.records import Options, output_row, plan, read_partition, Record
 from spacy_bilstm_crf.shards import read_shards
 
-from .helpers import make_examples
+from .helpers import make_examples, train_small_pipeline
 
 NAMES = ["Shaka Khan", "Angela Merkel", "London", "Berlin", "Paris", "Rome", "The Large-Animal Society"]
 TEMPLATES = ["Who is {}?", "I like {} and {}.", "{} flew to {} on Monday.", "{} met in {}."]
@@ -46,17 +45,7 @@ def texts(n, seed=0):
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    fix_random_seed(0)
-    nlp = spacy.blank("en")
-    nlp.add_pipe("sentencizer")
-    nlp.add_pipe("bilstm_crf_ner")
-    examples = make_examples(nlp)
-    optimizer = nlp.initialize(lambda: examples)
-    for _ in range(80):
-        nlp.update(examples, sgd=optimizer)
-    path = tmp_path_factory.mktemp("model") / "pipeline"
-    nlp.to_disk(path)
-    return path
+    return train_small_pipeline(tmp_path_factory.mktemp("model") / "pipeline")
 
 
 @pytest.fixture(scope="module")
@@ -300,15 +289,11 @@ def test_train_and_predict_on_gpu(corpus, tmp_path):
     pytest.importorskip("cupy")  # spaCy's GPU ops (pip install cupy-cuda12x)
     from spacy.tokens import DocBin
 
-    from .helpers import TRAIN_DATA
+    from .helpers import gold_docs
 
     root = Path(__file__).resolve().parents[1]
     nlp = spacy.blank("en")
-    docs = []
-    for text, annots in TRAIN_DATA * 5:
-        doc = nlp.make_doc(text)
-        doc.ents = [doc.char_span(s, e, label=label) for s, e, label in annots]
-        docs.append(doc)
+    docs = gold_docs(nlp, repeat=5)
     DocBin(docs=docs).to_disk(tmp_path / "train.spacy")
     subprocess.run([sys.executable, "-m", "spacy", "train", str(root / "configs" / "bilstm_crf.cfg"), "--gpu-id", "0",
                     "--paths.train", str(tmp_path / "train.spacy"), "--paths.dev", str(tmp_path / "train.spacy"),
