@@ -163,6 +163,10 @@ def main():
     print(json.dumps({k: result.get(k) for k in ("speedup_2_vs_1", "steady_speedup_2_vs_1", "labelling_speedup_2_vs_1",
                                                   "command")}
                      | {f"docs_per_s_{w}": result["runs"][str(w)]["docs_per_s"] for w in args.workers}))
+    if Path(args.output).resolve() == (ROOT / "bench" / "results" / "scale.json").resolve():
+        from accuracy import write_table
+
+        write_table()
 
 
 if __name__ == "__main__":
