@@ -79,7 +79,7 @@ def predict_records(model: str, input_path: Path, output_path: Path, *, fmt: str
                 workers=workers, cpus_per_worker=cpus_per_worker, encode=encode, stats=workers_stats)
     elif pending:
         nlp = run_process(model, pending, deliver, options=options, batch_size=batch_size, n_process=n_process,
-                          gpu_id=gpu_id, encode=encode)
+                          gpu_id=gpu_id, threads=cpus_per_worker, encode=encode)
     if bar is not None:
         bar.close()
     missing = [p.name for p in pending if not sink.done(p.name)]
@@ -121,18 +121,22 @@ def _deliverer(sink: Sink, bar) -> Callable[[Partition, Dict], None]:
 # one process, or a pool of processes -------------------------------------------
 
 def run_process(model: str, parts: List[Partition], deliver: Callable, *, options: Options, batch_size: int,
-                n_process: int, gpu_id: int, encode: Optional[str] = None):
+                n_process: int, gpu_id: int, threads: int = 1, encode: Optional[str] = None):
     """Label the partitions here (returns the pipeline), or in a pool of
-    n_process processes that each label whole partitions (returns None)."""
+    n_process processes that each label whole partitions (returns None).
+    Every labelling process runs torch on `threads` threads, as each Ray actor
+    does: MKL's float32 products can differ in their last bits with the
+    number of threads, so equal thread counts are what makes every engine
+    write the same bytes."""
     if n_process <= 1:
-        nlp = load_pipeline(model, gpu_id)
+        nlp = load_pipeline(model, gpu_id, threads=threads)
         for part in parts:
             deliver(part, label(nlp, part, options, batch_size, encode))
         return nlp
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")  # never fork a process that has run torch
-    initargs = (model, gpu_id, batch_size, options, encode)
+    initargs = (model, gpu_id, threads, batch_size, options, encode)
     with context.Pool(n_process, initializer=_pool_init, initargs=initargs) as pool:
         for part, result in pool.imap_unordered(_pool_work, parts):
             deliver(part, result)
@@ -142,8 +146,9 @@ def run_process(model: str, parts: List[Partition], deliver: Callable, *, option
 _POOL: Dict = {}
 
 
-def _pool_init(model: str, gpu_id: int, batch_size: int, options: Options, encode: Optional[str]) -> None:
-    _POOL.update(nlp=load_pipeline(model, gpu_id, threads=1), batch_size=batch_size, options=options, encode=encode)
+def _pool_init(model: str, gpu_id: int, threads: int, batch_size: int, options: Options,
+               encode: Optional[str]) -> None:
+    _POOL.update(nlp=load_pipeline(model, gpu_id, threads=threads), batch_size=batch_size, options=options, encode=encode)
 
 
 def _pool_work(part: Partition) -> Tuple[Partition, Dict]:
