@@ -195,6 +195,17 @@ def test_process_pool_writes_the_same_shards(model, corpus, tmp_path):
     assert shard_files(tmp_path / "one") == shard_files(tmp_path / "two")
 
 
+def test_thread_counts_are_the_same_in_every_engine(model, tmp_path):
+    """With torch on 2 threads here and 1 in each pool process, MKL's float32
+    products differed in their last bits on batches this large, and scores
+    with them; every labelling process now runs on --cpus-per-worker threads."""
+    big = [{"id": f"t{i:05d}", "text": t} for i, t in enumerate(texts(3000, seed=1))]
+    (tmp_path / "big.jsonl").write_text("".join(json.dumps(d) + "\n" for d in big), encoding="utf-8")
+    cli("predict", model, tmp_path / "big.jsonl", tmp_path / "one", "--partition-size", "1500")
+    cli("predict", model, tmp_path / "big.jsonl", tmp_path / "two", "--partition-size", "1500", "--n-process", "2")
+    assert shard_files(tmp_path / "one") == shard_files(tmp_path / "two")
+
+
 def test_without_ray_the_message_says_what_to_install(model, corpus, tmp_path):
     code = ("import sys; sys.modules['ray'] = None\n"
             "from spacy_bilstm_crf.__main__ import app\n"
