@@ -8,7 +8,6 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.training import Example
 from spacy.util import fix_random_seed
-from thinc.api import compounding
 
 from spacy_bilstm_crf.tags import is_valid, tag_names
 
@@ -466,3 +465,37 @@ def test_pretrained_vectors_looked_up_by_configured_attr(tmp_path):
         layer.initialize(X=[doc])
         (out,) = layer.predict([doc])
         assert (out.sum(axis=1) > 0).astype(int).tolist() == expected
+
+
+def test_parameter_averages_reach_the_torch_layers(tmp_path):
+    """With use_averages, spaCy evaluates and saves the model inside
+    nlp.use_params(optimizer.averages): the BiLSTMs must take their averaged
+    weights there too (Thinc's PyTorchShim missed them), and get their own
+    back after."""
+    import torch
+    from thinc.api import Adam
+
+    nlp = spacy.blank("en")
+    ner = nlp.add_pipe("bilstm_crf_ner")
+    examples = make_examples(nlp)
+    fix_random_seed(0)
+    nlp.initialize(get_examples=lambda: examples)
+    optimizer = Adam(0.01, use_averages=True)
+    for _ in range(5):
+        nlp.update(examples, sgd=optimizer, drop=0.1)
+    shims = [node.shims[0] for node in ner.model.walk() if node.shims]
+    assert len(shims) == 2  # the context BiLSTM and the character BiLSTM
+    raw = [{k: v.clone() for k, v in shim._model.state_dict().items()} for shim in shims]
+    with nlp.use_params(optimizer.averages):
+        for shim in shims:
+            for name, param in shim._model.named_parameters():
+                assert numpy.allclose(param.detach().numpy(), optimizer.averages[(shim.id, name)])
+        averaged = [{k: v.clone() for k, v in shim._model.state_dict().items()} for shim in shims]
+        nlp.to_disk(tmp_path / "averaged")
+    assert any(not torch.equal(averaged[0][k], raw[0][k]) for k in raw[0])
+    for shim, before in zip(shims, raw):
+        assert all(torch.equal(v, before[k]) for k, v in shim._model.state_dict().items())
+    loaded = spacy.load(tmp_path / "averaged").get_pipe("bilstm_crf_ner")
+    loaded_shims = [node.shims[0] for node in loaded.model.walk() if node.shims]
+    for shim, saved in zip(loaded_shims, averaged):
+        assert all(torch.equal(v, saved[k]) for k, v in shim._model.state_dict().items())

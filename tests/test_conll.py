@@ -1,6 +1,5 @@
 """CoNLL reading and writing: real corpora round-trip byte for byte, every
 scheme decodes to the same entities, and bad files fail at file:line."""
-from pathlib import Path
 
 import pytest
 import spacy

@@ -63,7 +63,7 @@ def test_scores_equal_conlleval_on_conll2003_test(tmp_path):
     if not path.exists():
         pytest.skip(f"{path} not found")
     rng = random.Random(0)
-    lines, gold_sents, pred_sents, gold, pred = [], [], [], [], []
+    lines, gold_sents, pred_sents, words, gold = [], [], [], [], []
     for line in path.read_text(encoding="utf8").split("\n"):
         cols = line.split()
         if not cols or cols[0] == "-DOCSTART-":

@@ -64,7 +64,7 @@ def brat_document(draw):
         shown = " ".join(text[start:end].split()) or "_"
         lines.append(f"T{i + 1}\t{label} {start} {end}\t{shown}\n")
     if lines and draw(st.booleans()):
-        lines.append(f"#1\tAnnotatorNotes T1\ta note\n")
+        lines.append("#1\tAnnotatorNotes T1\ta note\n")
         lines.append(f"R1\tRel Arg1:T1 Arg2:T{len(spans)}\n")
     return text, "".join(lines)
 

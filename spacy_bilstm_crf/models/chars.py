@@ -7,9 +7,10 @@ import numpy
 from spacy.attrs import ORTH
 from spacy.tokens import Doc
 from spacy.util import registry
-from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v3, torch2xp, xp2torch
+from thinc.api import ArgsKwargs, Model, torch2xp, xp2torch
 from thinc.types import Floats2d
 
+from .torch_layer import torch_layer
 from .torch_modules import CharCNN, CharLSTM, deserialize, serialize
 
 
@@ -50,7 +51,7 @@ def build_char_cnn_v1(
 
 
 def _char_encoder(name: str, module, nO: int, rows: int, max_length: int) -> Model:
-    torch_model = PyTorchWrapper_v3(
+    torch_model = torch_layer(
         module,
         convert_inputs=_ids_to_torch,
         convert_outputs=_torch_to_array,

@@ -1,6 +1,6 @@
 """Token features: Model[List[Doc], List[Floats2d]] layers that embed each token
 from its word, its shape, its characters and optional pretrained vectors."""
-from typing import Callable, List, Optional, Tuple, Union
+from typing import Callable, List, Optional, Tuple
 
 import numpy
 from spacy.attrs import intify_attr

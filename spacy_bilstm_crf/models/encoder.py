@@ -1,17 +1,18 @@
 """Thinc glue for the context BiLSTM: Model[Ragged, Ragged] over sequences."""
 from typing import Callable, Tuple, cast
 
-from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v3, torch2xp, xp2torch
+from thinc.api import ArgsKwargs, Model, torch2xp, xp2torch
 from thinc.types import Ragged
 
 from .packing import pack_index
+from .torch_layer import torch_layer
 from .torch_modules import BiLSTM, deserialize, serialize
 
 
 def BiLSTMEncoder(hidden_width: int, depth: int, dropout: float) -> Model[Ragged, Ragged]:
     """A BiLSTM over each sequence of a Ragged batch (one call per batch, packed,
     no padding). Its input width is inferred at initialization."""
-    torch_model = PyTorchWrapper_v3(
+    torch_model = torch_layer(
         BiLSTM(hidden_width, depth, dropout),
         convert_inputs=_ragged_to_torch,
         convert_outputs=_torch_to_ragged,

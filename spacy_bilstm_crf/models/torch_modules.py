@@ -12,7 +12,7 @@ import numpy
 import srsly
 import torch
 from torch import nn
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
+from torch.nn.utils.rnn import pack_padded_sequence
 
 from .packing import PackIndex, packed, unpacked
 
