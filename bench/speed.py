@@ -40,8 +40,8 @@ def sentences(path, n=None):
     return docs[:n] if n else docs
 
 
-def ours_pipeline():
-    config = spacy.util.load_config(ROOT / "configs" / "bilstm_crf.cfg")
+def ours_pipeline(config_path=ROOT / "configs" / "bilstm_crf.cfg"):
+    config = spacy.util.load_config(config_path)
     return load_model_from_config(config, auto_fill=True, validate=True)
 
 
@@ -77,6 +77,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="initialize both pipelines on a small sample")
     parser.add_argument("--ours", help="a trained pipeline with bilstm_crf_ner")
+    parser.add_argument("--config", default=str(ROOT / "configs" / "bilstm_crf.cfg"),
+                        help="with --quick: the config of our pipeline (to compare configs)")
     parser.add_argument("--spacy-ner", help="a trained spaCy ner pipeline")
     parser.add_argument("--runs", type=int, default=5, help="timed runs of each pipeline (alternating)")
     parser.add_argument("--batch-size", type=int, default=256)
@@ -88,7 +90,7 @@ def main():
     texts = [d.text for d in test]
     if args.quick or not (args.ours and args.spacy_ner):
         sample = sentences(CONLL / "train.txt", 200)
-        ours, theirs = quick_train(ours_pipeline(), sample), quick_train(spacy_ner_pipeline(), sample)
+        ours, theirs = quick_train(ours_pipeline(args.config), sample), quick_train(spacy_ner_pipeline(), sample)
     else:
         ours, theirs = spacy.load(args.ours), spacy.load(args.spacy_ner)
     n_words = sum(len(ours.make_doc(t)) for t in texts)
