@@ -132,7 +132,8 @@ def test_initialize_examples():
     nlp = spacy.blank("en")
     nlp.add_pipe("bilstm_crf_ner")
     train_examples = make_examples(nlp)
-    nlp.initialize()  # a dummy example, as spaCy does
+    with pytest.warns(UserWarning, match="W001"):  # no labels: it says it will predict nothing
+        nlp.initialize()  # a dummy example, as spaCy does
     nlp.initialize(get_examples=lambda: train_examples)
     with pytest.raises(TypeError):
         nlp.initialize(get_examples=lambda: None)
