@@ -4,7 +4,10 @@ Words seen in training get a row each (the most frequent first, up to
 max_rows); every other word shares row 0, UNK. In training, words seen only
 once are replaced by UNK at rate unk_rate (Lample et al. 2016's singleton
 replacement), so the model learns what to do with words it has never seen:
-rely on their characters and shape. Lookups are one vectorized binary search.
+rely on their characters and shape. With unk_alpha, every word may be
+replaced, the rarer the likelier (Kiperwasser & Goldberg 2016's word
+dropout), so names seen a few times are not memorized either. Lookups are one
+vectorized binary search.
 """
 from collections import Counter
 from typing import Callable, Iterable, List, Optional, Tuple
@@ -18,14 +21,21 @@ from thinc.types import Floats2d
 NAME = "word_vocab_embed"
 
 
-def WordVocabEmbed(width: int, attr: str, max_rows: int, unk_rate: float) -> Model[List[Doc], List[Floats2d]]:
+def WordVocabEmbed(width: int, attr: str, max_rows: int, unk_rate: float,
+                   unk_alpha: Optional[float] = None) -> Model[List[Doc], List[Floats2d]]:
+    """unk_rate: the rate singletons are replaced at (set by each update's
+    drop, like every dropout rate). unk_alpha: replace each word seen c times
+    in training at 2 * rate * alpha / (alpha + c) instead: at the default drop
+    of 0.5, alpha / (alpha + c), so with alpha = 1 a singleton is replaced half
+    the time, as before, and a word seen three times a quarter of the time."""
     return Model(
         NAME,
         _forward,
         init=_init,
         params={"E": None},
         dims={"nO": width},
-        attrs={"attr": attr, "max_rows": max_rows, "dropout_rate": unk_rate, "keys": None, "singletons": None},
+        attrs={"attr": attr, "max_rows": max_rows, "dropout_rate": unk_rate, "unk_alpha": unk_alpha, "keys": None,
+               "singletons": None, "counts": None},
     )
 
 
@@ -45,6 +55,7 @@ def set_vocabulary(model: Model, counts: Counter) -> None:
     keys = numpy.array(sorted(k for k, _ in kept), dtype="uint64")
     model.attrs["keys"] = keys
     model.attrs["singletons"] = numpy.array([counts[int(k)] == 1 for k in keys], dtype=bool)
+    model.attrs["counts"] = numpy.array([counts[int(k)] for k in keys], dtype="float32")
 
 
 def _init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> None:
@@ -67,8 +78,12 @@ def _rows(model: Model, docs: List[Doc], is_train: bool) -> numpy.ndarray:
     rows = numpy.where(found, pos + 1, 0)
     rate = model.attrs["dropout_rate"]
     if is_train and rate:
-        unk = found & singletons[pos] & (numpy.random.random(len(rows)) < rate)
-        rows[unk] = 0
+        alpha = model.attrs.get("unk_alpha")
+        if alpha is None:
+            p_unk = numpy.where(singletons[pos], rate, 0.0)
+        else:
+            p_unk = 2 * rate * alpha / (alpha + model.attrs["counts"][pos])
+        rows[found & (numpy.random.random(len(rows)) < p_unk)] = 0
     return rows
 
 
