@@ -28,6 +28,7 @@ from spacy.util import fix_random_seed, load_model_from_config, minibatch
 
 ROOT = Path(__file__).resolve().parents[1]
 CONLL = ROOT.parent / "shared" / "datasets" / "conll2003"
+OURS_CONFIG = ROOT / "configs" / "bilstm_crf.cfg"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
@@ -40,7 +41,7 @@ def sentences(path, n=None):
     return docs[:n] if n else docs
 
 
-def ours_pipeline(config_path=ROOT / "configs" / "bilstm_crf.cfg"):
+def ours_pipeline(config_path=OURS_CONFIG):
     config = spacy.util.load_config(config_path)
     return load_model_from_config(config, auto_fill=True, validate=True)
 
@@ -77,7 +78,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="initialize both pipelines on a small sample")
     parser.add_argument("--ours", help="a trained pipeline with bilstm_crf_ner")
-    parser.add_argument("--config", default=str(ROOT / "configs" / "bilstm_crf.cfg"),
+    parser.add_argument("--config", default=str(OURS_CONFIG),
                         help="with --quick: the config of our pipeline (to compare configs)")
     parser.add_argument("--spacy-ner", help="a trained spaCy ner pipeline")
     parser.add_argument("--runs", type=int, default=5, help="timed runs of each pipeline (alternating)")

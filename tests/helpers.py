@@ -49,6 +49,24 @@ def gold_docs(nlp, repeat=1):
     return docs
 
 
+def train(nlp, examples, n_iter=60, drop=0.3, seed=0, batch_size=2):
+    """Seeded initialize, then n_iter shuffled passes; the last pass's losses."""
+    import random
+
+    from spacy.util import fix_random_seed, minibatch
+
+    fix_random_seed(seed)
+    optimizer = nlp.initialize(get_examples=lambda: examples)
+    examples = list(examples)
+    losses = {}
+    for _ in range(n_iter):
+        random.shuffle(examples)
+        losses = {}
+        for batch in minibatch(examples, size=batch_size):
+            nlp.update(batch, sgd=optimizer, losses=losses, drop=drop)
+    return losses
+
+
 def train_small_pipeline(path, n_iter=80, sentencizer=True):
     """A pipeline trained on TRAIN_DATA (seeded), saved to `path`; returns path."""
     from spacy.util import fix_random_seed

@@ -1,6 +1,4 @@
 """The component as spaCy's own `ner` tests check it."""
-import random
-
 import numpy
 import pytest
 import spacy
@@ -11,20 +9,7 @@ from spacy.util import fix_random_seed
 
 from spacy_bilstm_crf.tags import is_valid, tag_names
 
-from .helpers import TRAIN_DATA, make_examples, randomize_params, read_conll
-
-
-def train(nlp, examples, n_iter=60, drop=0.3, seed=0, batch_size=2):
-    fix_random_seed(seed)
-    optimizer = nlp.initialize(get_examples=lambda: examples)
-    examples = list(examples)
-    losses = {}
-    for _ in range(n_iter):
-        random.shuffle(examples)
-        losses = {}
-        for batch in spacy.util.minibatch(examples, size=batch_size):
-            nlp.update(batch, sgd=optimizer, losses=losses, drop=drop)
-    return losses
+from .helpers import TRAIN_DATA, make_examples, randomize_params, read_conll, train
 
 
 def ents(doc):
@@ -422,12 +407,7 @@ def test_conll_sentences_overfit(conll_train):
     nlp.add_pipe("bilstm_crf_ner")
     docs = read_conll(conll_train, 80, nlp.vocab)
     examples = [Example(Doc(nlp.vocab, words=[t.text for t in d]), d) for d in docs]
-    fix_random_seed(0)
-    optimizer = nlp.initialize(get_examples=lambda: examples)
-    for _ in range(80):
-        random.shuffle(examples)
-        for batch in spacy.util.minibatch(examples, size=16):
-            nlp.update(batch, sgd=optimizer, drop=0.5)
+    train(nlp, examples, n_iter=80, drop=0.5, batch_size=16)
     assert nlp.evaluate(examples)["ents_f"] >= 0.95
 
 

@@ -80,14 +80,11 @@ def test_forward_backward_log_z_and_order():
 
 # the component -------------------------------------------------------------
 
-import random  # noqa: E402
-
 import spacy  # noqa: E402
 from spacy.tokens import Doc, DocBin  # noqa: E402
 from spacy.training import Example  # noqa: E402
-from thinc.api import fix_random_seed  # noqa: E402
 
-from .helpers import read_conll  # noqa: E402
+from .helpers import read_conll, train  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -102,12 +99,7 @@ def conll_model():
     nlp.add_pipe("bilstm_crf_ner")
     docs = read_conll(path, 800, nlp.vocab)
     examples = [Example(Doc(nlp.vocab, words=[t.text for t in d]), d) for d in docs[:500]]
-    fix_random_seed(0)
-    optimizer = nlp.initialize(get_examples=lambda: examples)
-    for _ in range(8):
-        random.shuffle(examples)
-        for batch in spacy.util.minibatch(examples, size=16):
-            nlp.update(batch, sgd=optimizer, drop=0.5)
+    train(nlp, examples, n_iter=8, drop=0.5, batch_size=16)
     return nlp, docs[500:]
 
 

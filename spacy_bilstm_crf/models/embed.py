@@ -32,8 +32,10 @@ def build_char_word_embed_v1(
     """CharWordEmbed.v2 with unk_alpha = null: only singletons are replaced
     by UNK in training. See v2 for the arguments."""
     return build_char_word_embed_v2(
-        char_encoder, word_width, word_rows, word_attr, word_vocab, unk_rate, None, shape_width, shape_rows,
-        include_static_vectors, fine_tune_vectors, vectors_attr, dropout,
+        char_encoder, word_width=word_width, word_rows=word_rows, word_attr=word_attr, word_vocab=word_vocab,
+        unk_rate=unk_rate, unk_alpha=None, shape_width=shape_width, shape_rows=shape_rows,
+        include_static_vectors=include_static_vectors, fine_tune_vectors=fine_tune_vectors,
+        vectors_attr=vectors_attr, dropout=dropout,
     )
 
 

@@ -78,7 +78,7 @@ def _rows(model: Model, docs: List[Doc], is_train: bool) -> numpy.ndarray:
     rows = numpy.where(found, pos + 1, 0)
     rate = model.attrs["dropout_rate"]
     if is_train and rate:
-        alpha = model.attrs.get("unk_alpha")
+        alpha = model.attrs["unk_alpha"]
         if alpha is None:
             p_unk = numpy.where(singletons[pos], rate, 0.0)
         else:
