@@ -65,6 +65,9 @@ def main():
                  "--training.max_steps", args.max_steps, "--training.patience", args.patience,
                  "--training.eval_frequency", args.eval_frequency]
     if not args.peer:
+        # spaCy's logger will not overwrite a log, and a stale one would be
+        # plotted as this run's learning curve
+        (work / "log.jsonl").unlink(missing_ok=True)
         overrides += ["--training.logger.output_file", work / "log.jsonl"]
     if args.vectors:
         overrides += ["--paths.vectors", args.vectors]
