@@ -1,13 +1,13 @@
 """Accuracy benchmarks: train on a corpus's train split, early-stop on its dev
 split, report test scores; ours or spaCy's own `ner` on the same files.
 
-    python bench/accuracy.py conll2003_novectors [--peer spacy_ner] [--max-steps N] [--max-minutes M]
+    python bench/accuracy.py conll2003_novectors [--peer spacy_ner] [--max-steps N] [--patience N]
 
 Benchmarks: conll2003_novectors (configs/bilstm_crf.cfg), bc2gm, ncbi_disease
 (the same config), conll2003 (configs/bilstm_crf_glove.cfg; needs --vectors, a
-pipeline with GloVe vectors). Writes bench/results/<name>.json (ours) or
-<name>.<peer>.json, with the command, the date and the machine's cores, and
-updates the table in bench/RESULTS.md.
+pipeline with GloVe vectors). Writes bench/results/<name>.json: ours at the
+top level, a peer's run under "peers" (each with the command, the date and the
+machine's cores), and updates the table in bench/RESULTS.md.
 """
 import argparse
 import datetime
@@ -35,10 +35,12 @@ def run(*args):
     subprocess.run([sys.executable, *map(str, args)], check=True)
 
 
-def spacy_ner_config(path: Path) -> Path:
-    """spaCy's `ner` (efficiency), with the same sentencizer, eval and patience."""
+def spacy_ner_config(path: Path, vectors: bool) -> Path:
+    """spaCy's `ner` as `spacy init config` writes it: "efficiency", or with
+    vectors "accuracy" (the one that uses static vectors)."""
     out = path / "spacy_ner.cfg"
-    run("-m", "spacy", "init", "config", out, "--lang", "en", "--pipeline", "ner", "--optimize", "efficiency", "--force")
+    optimize = "accuracy" if vectors else "efficiency"
+    run("-m", "spacy", "init", "config", out, "--lang", "en", "--pipeline", "ner", "--optimize", optimize, "--force")
     return out
 
 
@@ -53,14 +55,13 @@ def main():
     parser.add_argument("--n-sents", type=int, default=10)
     args = parser.parse_args()
     folder, train, dev, test, config = BENCHMARKS[args.name]
-    tag = args.name + (f".{args.peer}" if args.peer else "")
-    work = WORK / tag
+    work = WORK / (args.name + (f".{args.peer}" if args.peer else ""))
     corpus = work / "corpus"
     corpus.mkdir(parents=True, exist_ok=True)
     for split in (train, dev, test):
         run("-m", "spacy_bilstm_crf", "convert", DATA / folder / split, corpus / f"{Path(split).stem}.spacy",
             "--n-sents", args.n_sents)
-    config_path = spacy_ner_config(work) if args.peer else ROOT / "configs" / config
+    config_path = spacy_ner_config(work, bool(args.vectors)) if args.peer else ROOT / "configs" / config
     overrides = ["--paths.train", corpus / f"{Path(train).stem}.spacy", "--paths.dev", corpus / f"{Path(dev).stem}.spacy",
                  "--training.max_steps", args.max_steps, "--training.patience", args.patience,
                  "--training.eval_frequency", args.eval_frequency]
@@ -88,10 +89,22 @@ def main():
         "command": "python bench/accuracy.py " + " ".join(sys.argv[1:]),
         "date": datetime.date.today().isoformat(), "cores": os.cpu_count(),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{tag}.json").write_text(json.dumps(result, indent=2) + "\n")
+    save_result(args.name, result, args.peer)
     write_table()
     print(json.dumps({k: result[k] for k in ("benchmark", "system", "test_ents_f", "dev_ents_f")}))
+
+
+def save_result(name: str, result: dict, peer: str = None) -> None:
+    """bench/results/<name>.json holds ours at the top level and each peer's
+    run under "peers"; a new run replaces only its own part."""
+    path = RESULTS / f"{name}.json"
+    saved = json.loads(path.read_text()) if path.exists() else {"benchmark": name}
+    if peer:
+        saved.setdefault("peers", {})[peer] = result
+    else:
+        saved = {**result, "peers": saved.get("peers", {})}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(saved, indent=2) + "\n")
 
 
 def write_table():
@@ -102,12 +115,13 @@ def write_table():
         r = json.loads(path.read_text())
         if "summary" in r:
             others.append(f"| {path.stem} | {r['summary']} | {r['date']} | `{r['command']}` |")
-        elif "test_ents_f" in r:
-            rows.append(f"| {r['benchmark']} | {r['system']} | {100 * r['test_ents_f']:.2f} | "
-                        f"{100 * (r.get('dev_ents_f') or 0):.2f} | {r['train_seconds']} | {r['date']} | `{r['command']}` |")
         elif "ratio" in r:
             rows.append(f"| speed (CoNLL-2003 test, nlp.pipe) | ours {r['ours_wps']} w/s, spaCy ner {r['spacy_ner_wps']} w/s "
                         f"| ratio {r['ratio']} | | | {r['date']} | `{r['command']}` |")
+        for run in ([r] if "test_ents_f" in r else []) + list(r.get("peers", {}).values()):
+            rows.append(f"| {run['benchmark']} | {run['system']} | {100 * run['test_ents_f']:.2f} | "
+                        f"{100 * (run.get('dev_ents_f') or 0):.2f} | {run['train_seconds']} | {run['date']} | "
+                        f"`{run['command']}` |")
     table = ("| benchmark | system | test F1 | dev F1 | train s | date | command |\n"
              "| --- | --- | --- | --- | --- | --- | --- |\n" + "\n".join(rows) + "\n")
     if others:

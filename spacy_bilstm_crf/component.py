@@ -36,12 +36,13 @@ use_crf = true
 max_length = 512
 
 [model.tok2vec]
-@architectures = "spacy_bilstm_crf.CharWordEmbed.v1"
+@architectures = "spacy_bilstm_crf.CharWordEmbed.v2"
 word_width = 100
-word_rows = 20000
+word_rows = 18000
 word_attr = "NORM"
 word_vocab = true
 unk_rate = 0.5
+unk_alpha = 1.0
 shape_width = 16
 shape_rows = 1000
 include_static_vectors = false

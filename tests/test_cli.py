@@ -16,7 +16,7 @@ from .helpers import TRAIN_DATA, gold_docs
 
 ROOT = Path(__file__).resolve().parents[1]
 ARCHITECTURES = [
-    "spacy_bilstm_crf.BiLSTMCRF.v1", "spacy_bilstm_crf.CharWordEmbed.v1",
+    "spacy_bilstm_crf.BiLSTMCRF.v1", "spacy_bilstm_crf.CharWordEmbed.v1", "spacy_bilstm_crf.CharWordEmbed.v2",
     "spacy_bilstm_crf.PretrainedVectors.v1", "spacy_bilstm_crf.CharLSTM.v1", "spacy_bilstm_crf.CharCNN.v1",
 ]
 
@@ -130,3 +130,12 @@ def test_spacy_init_labels_and_train_with_them(corpus, tmp_path):
     run("-m", "spacy", "train", str(tmp_path / "with_labels.cfg"), *args, "--training.max_steps", "2",
         "--output", str(tmp_path / "out"))
     assert spacy.load(tmp_path / "out" / "model-last").get_pipe("bilstm_crf_ner").labels == tuple(labels)
+
+
+def test_factory_default_model_is_the_benchmarked_config():
+    """`nlp.add_pipe("bilstm_crf_ner")` builds the model configs/bilstm_crf.cfg
+    trains (and bench/ measures), not an older one."""
+    config = spacy.util.load_config(ROOT / "configs" / "bilstm_crf.cfg")
+    nlp = spacy.blank("en")
+    nlp.add_pipe("bilstm_crf_ner")
+    assert nlp.config["components"]["bilstm_crf_ner"]["model"] == config["components"]["bilstm_crf_ner"]["model"]
