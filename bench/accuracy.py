@@ -24,13 +24,14 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "datasets"
 RESULTS = ROOT / "bench" / "results"
 WORK = ROOT / "bench" / "work"
+# name: (data folder, train, dev, test, whether --vectors is "required",
+# "refused" or "optional"); with vectors the GloVe config trains
 BENCHMARKS = {
-    "conll2003_novectors": ("conll2003", "train.txt", "valid.txt", "test.txt", "bilstm_crf.cfg"),
-    "conll2003": ("conll2003", "train.txt", "valid.txt", "test.txt", "bilstm_crf_glove.cfg"),
-    "bc2gm": ("bio/BC2GM-IOB", "train.tsv", "devel.tsv", "test.tsv", None),
-    "ncbi_disease": ("bio/NCBI-disease-IOB", "train.tsv", "devel.tsv", "test.tsv", None),
+    "conll2003_novectors": ("conll2003", "train.txt", "valid.txt", "test.txt", "refused"),
+    "conll2003": ("conll2003", "train.txt", "valid.txt", "test.txt", "required"),
+    "bc2gm": ("bio/BC2GM-IOB", "train.tsv", "devel.tsv", "test.tsv", "optional"),
+    "ncbi_disease": ("bio/NCBI-disease-IOB", "train.tsv", "devel.tsv", "test.tsv", "optional"),
 }
-NEEDS_VECTORS = {"conll2003"}
 
 
 def run(*args):
@@ -60,13 +61,12 @@ def main():
     # sentencizer scored CoNLL-2003 dev F1 92.37 against 93.15 (bench/TUNING.md)
     parser.add_argument("--n-sents", type=int, default=1)
     args = parser.parse_args()
-    folder, train, dev, test, config = BENCHMARKS[args.name]
-    if args.name in NEEDS_VECTORS and not args.vectors:
+    folder, train, dev, test, vectors = BENCHMARKS[args.name]
+    if vectors == "required" and not args.vectors:
         parser.error(f"{args.name} needs --vectors, a pipeline with GloVe vectors (see bench/README.md)")
-    if config is None:
-        config = "bilstm_crf_glove.cfg" if args.vectors else "bilstm_crf.cfg"
-    elif args.vectors and "glove" not in config:
+    if vectors == "refused" and args.vectors:
         parser.error(f"{args.name} is the benchmark without vectors; drop --vectors")
+    config = "bilstm_crf_glove.cfg" if args.vectors else "bilstm_crf.cfg"
     work = WORK / (args.name + (f".{args.peer}" if args.peer else ""))
     corpus = work / "corpus"
     corpus.mkdir(parents=True, exist_ok=True)
