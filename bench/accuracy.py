@@ -140,7 +140,7 @@ def write_table():
         table += ("\n## Other benchmarks\n\n| benchmark | result | date | command |\n| --- | --- | --- | --- |\n"
                   + "\n".join(others) + "\n")
     (ROOT / "bench" / "RESULTS.md").write_text(
-        "# Benchmark results\n\nWritten by the bench scripts (see bench/README.md); one row per results file, "
+        "# Benchmark results\n\nWritten by the bench scripts (see bench/README.md); one row per run (ours and each peer), "
         f"measured on this project's {os.cpu_count()}-core CPU machines.\n\n" + table)
 
 
