@@ -22,7 +22,7 @@ import spacy
 from spacy.tokens import Doc, DocBin
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from accuracy import DATA, RESULTS, WORK, run, write_table  # noqa: E402
+from accuracy import DATA, RESULTS, WORK, convert, write_table  # noqa: E402
 
 
 def reliability(scores: numpy.ndarray, correct: numpy.ndarray, n_bins: int):
@@ -74,9 +74,7 @@ def main():
     args = parser.parse_args()
     if not args.model.exists():
         sys.exit(f"{args.model} not found: train it first with `python bench/accuracy.py conll2003_novectors`")
-    dev = WORK / "calibration" / "valid.spacy"
-    if not dev.exists():
-        run("-m", "spacy_bilstm_crf", "convert", DATA / "conll2003" / "valid.txt", dev)
+    dev = convert(DATA / "conll2003" / "valid.txt", WORK / "calibration" / "valid.spacy")
     nlp = spacy.load(args.model, config={"components": {"bilstm_crf_ner": {
         "spans_key": "bilstm_crf_ner", "alternatives_threshold": args.alternatives}}})
     ner = nlp.get_pipe("bilstm_crf_ner")

@@ -28,7 +28,7 @@ from spacy.attrs import ENT_IOB, ENT_TYPE
 from spacy.tokens import DocBin
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from accuracy import DATA, RESULTS, ROOT, WORK, run, write_table  # noqa: E402
+from accuracy import DATA, GOLD_SENTENCES, RESULTS, ROOT, WORK, convert, run, write_table  # noqa: E402
 
 B, I, O, MISSING = 3, 1, 2, 0  # spaCy's ent_iob codes
 
@@ -67,10 +67,8 @@ def main():
     args = parser.parse_args()
     work = WORK / "partial"
     corpus = work / "corpus"
-    corpus.mkdir(parents=True, exist_ok=True)
     for split in ("train", "valid", "test"):
-        if not (corpus / f"{split}.spacy").exists():
-            run("-m", "spacy_bilstm_crf", "convert", DATA / "conll2003" / f"{split}.txt", corpus / f"{split}.spacy")
+        convert(DATA / "conll2003" / f"{split}.txt", corpus / f"{split}.spacy")
     nlp = spacy.blank("en")
     train = list(DocBin().from_disk(corpus / "train.spacy").get_docs(nlp.vocab))
     n_tokens = sum(len(d) for d in train)
@@ -87,7 +85,7 @@ def main():
         run("-m", "spacy", "train", ROOT / "configs" / "bilstm_crf.cfg", "--output", work / name,
             "--paths.train", path, "--paths.dev", corpus / "valid.spacy",
             "--training.max_steps", args.max_steps, "--training.patience", args.patience,
-            "--training.eval_frequency", args.eval_frequency, "--system.seed", args.seed)
+            "--training.eval_frequency", args.eval_frequency, "--system.seed", args.seed, *GOLD_SENTENCES)
         seconds = time.time() - start
         scores_path = work / f"{name}_test.json"
         run("-m", "spacy_bilstm_crf", "evaluate", work / name / "model-best", corpus / "test.spacy",

@@ -1,4 +1,4 @@
-"""python -m spacy_bilstm_crf COMMAND: convert, predict."""
+"""python -m spacy_bilstm_crf COMMAND: convert, predict, evaluate, analyze, visualize, serve, interact, init-vectors."""
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -8,8 +8,9 @@ import typer
 from . import commands
 from .errors import FormatError
 
-app = typer.Typer(name="spacy_bilstm_crf", add_completion=False, no_args_is_help=True,
-                  help="BiLSTM-CRF named entity recognition for spaCy: data conversion and prediction.")
+# markdown: docstrings wrapped in the source are joined into paragraphs
+app = typer.Typer(name="spacy_bilstm_crf", add_completion=False, no_args_is_help=True, rich_markup_mode="markdown",
+                  help="BiLSTM-CRF named entity recognition for spaCy: data conversion, prediction, evaluation and error analysis.")
 VERBOSE = typer.Option(False, "--verbose", "-V", help="Show the full traceback of an error")
 
 
