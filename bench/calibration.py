@@ -75,7 +75,8 @@ def main():
     if not args.model.exists():
         sys.exit(f"{args.model} not found: train it first with `python bench/accuracy.py conll2003_novectors`")
     dev = convert(DATA / "conll2003" / "valid.txt", WORK / "calibration" / "valid.spacy")
-    nlp = spacy.load(args.model, config={"components": {"bilstm_crf_ner": {
+    # each dev doc is one gold sentence and one BiLSTM sequence, as in bench/accuracy.py's GOLD_SENTENCES
+    nlp = spacy.load(args.model, exclude=["sentencizer"], config={"components": {"bilstm_crf_ner": {
         "spans_key": "bilstm_crf_ner", "alternatives_threshold": args.alternatives}}})
     ner = nlp.get_pipe("bilstm_crf_ner")
     ner.cfg.update(spans_key="bilstm_crf_ner", alternatives_threshold=args.alternatives)  # over the saved cfg
