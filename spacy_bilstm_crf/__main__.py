@@ -1,4 +1,4 @@
-"""python -m spacy_bilstm_crf COMMAND: convert, predict, evaluate, analyze, visualize, serve, interact, init-vectors."""
+"""python -m spacy_bilstm_crf COMMAND: the commands below (`--help` lists them)."""
 import sys
 from pathlib import Path
 from typing import List, Optional
