@@ -29,6 +29,9 @@ class Errors(metaclass=ErrorsWithCodes):
     E007 = "Cannot shrink the {name} component's output from {old} to {new} tags."
     E008 = ("alternatives_threshold must be a probability in (0, 1], or null for no "
             "alternative spans; got {value!r}.")
+    E009 = ("CharWordEmbed has no features to embed a token with: word_width and "
+            "shape_width are 0, char_encoder is null and include_static_vectors is "
+            "false. Enable at least one of them.")
 
 
 class FormatError(ValueError):

@@ -378,6 +378,27 @@ def test_static_vectors_frozen_and_fine_tuned(tmp_path):
         assert has_copy == fine_tune
 
 
+def test_static_vectors_without_word_table():
+    """word_width = 0: words are known by their vectors, characters and shape only."""
+    nlp = spacy.blank("en")
+    rng = numpy.random.default_rng(0)
+    for word in ["shaka", "khan", "london", "berlin", "paris", "rome", "angela", "merkel"]:
+        nlp.vocab.set_vector(word, rng.normal(size=8).astype("f"))
+    config = {"model": {"tok2vec": {"include_static_vectors": True, "word_width": 0}}}
+    ner = nlp.add_pipe("bilstm_crf_ner", config=config)
+    train(nlp, make_examples(nlp), n_iter=60)
+    for text, gold in TRAIN_DATA:
+        assert ents(nlp(text)) == gold
+    assert not any(n.name == "word_vocab_embed" for n in ner.model.walk())
+
+
+def test_no_token_features_is_a_clear_error():
+    nlp = spacy.blank("en")
+    config = {"model": {"tok2vec": {"word_width": 0, "shape_width": 0, "char_encoder": None}}}
+    with pytest.raises(ValueError, match="no features to embed a token with"):
+        nlp.add_pipe("bilstm_crf_ner", config=config)
+
+
 def test_static_vectors_missing_is_a_clear_error():
     nlp = spacy.blank("en")
     nlp.add_pipe("bilstm_crf_ner", config={"model": {"tok2vec": {"include_static_vectors": True}}})

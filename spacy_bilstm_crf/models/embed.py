@@ -63,7 +63,9 @@ def build_char_word_embed_v2(
 
     char_encoder (Optional[Model]): A character encoder, e.g.
         spacy_bilstm_crf.CharLSTM.v1 or spacy_bilstm_crf.CharCNN.v1; None for none.
-    word_width (int): Width of the trained word embedding.
+    word_width (int): Width of the trained word embedding; 0 disables it
+        (with pretrained vectors, the words are then known only by their
+        vectors, characters and shape).
     word_rows (int): Rows of the word embedding table: the most frequent
         training words when word_vocab, else hashed buckets (spaCy's HashEmbed).
     word_attr (str): Token attribute to embed: "NORM", "LOWER" or "ORTH".
@@ -90,9 +92,9 @@ def build_char_word_embed_v2(
     dropout (float): Dropout rate on the joined vector.
     """
     parts = []
-    if word_vocab:
+    if word_width and word_vocab:
         parts.append(WordVocabEmbed(word_width, word_attr, word_rows, unk_rate, unk_alpha))
-    else:
+    elif word_width:
         parts.append(_hashed([word_attr], [word_width], [word_rows]))
     if shape_width:
         parts.append(_hashed(["SHAPE"], [shape_width], [shape_rows]))
@@ -100,6 +102,8 @@ def build_char_word_embed_v2(
         parts.append(char_encoder)
     if include_static_vectors:
         parts.append(build_pretrained_vectors_v1(fine_tune=fine_tune_vectors, attr=vectors_attr))
+    if not parts:
+        raise ValueError(Errors.E009)
     return chain(concatenate(*parts), Dropout(dropout))
 
 
