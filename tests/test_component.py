@@ -357,13 +357,19 @@ def test_tok2vec_listener():
         assert ents(nlp(text)) == gold
 
 
+def blank_with_vectors():
+    """A blank English pipeline whose vocab has random 8-d vectors for
+    the lowercase words of TRAIN_DATA."""
+    nlp = spacy.blank("en")
+    rng = numpy.random.default_rng(0)
+    for word in ["shaka", "khan", "london", "berlin", "paris", "rome", "angela", "merkel"]:
+        nlp.vocab.set_vector(word, rng.normal(size=8).astype("f"))
+    return nlp
+
+
 def test_static_vectors_frozen_and_fine_tuned(tmp_path):
     for fine_tune in (False, True):
-        nlp = spacy.blank("en")
-        rng = numpy.random.default_rng(0)
-        words = ["shaka", "khan", "london", "berlin", "paris", "rome", "angela", "merkel"]
-        for word in words:
-            nlp.vocab.set_vector(word, rng.normal(size=8).astype("f"))
+        nlp = blank_with_vectors()
         config = {"model": {"tok2vec": {"include_static_vectors": True, "fine_tune_vectors": fine_tune}}}
         ner = nlp.add_pipe("bilstm_crf_ner", config=config)
         train(nlp, make_examples(nlp), n_iter=60)
@@ -380,10 +386,7 @@ def test_static_vectors_frozen_and_fine_tuned(tmp_path):
 
 def test_static_vectors_without_word_table():
     """word_width = 0: words are known by their vectors, characters and shape only."""
-    nlp = spacy.blank("en")
-    rng = numpy.random.default_rng(0)
-    for word in ["shaka", "khan", "london", "berlin", "paris", "rome", "angela", "merkel"]:
-        nlp.vocab.set_vector(word, rng.normal(size=8).astype("f"))
+    nlp = blank_with_vectors()
     config = {"model": {"tok2vec": {"include_static_vectors": True, "word_width": 0}}}
     ner = nlp.add_pipe("bilstm_crf_ner", config=config)
     train(nlp, make_examples(nlp), n_iter=60)

@@ -93,10 +93,11 @@ def build_char_word_embed_v2(
     dropout (float): Dropout rate on the joined vector.
     """
     parts = []
-    if word_width and word_vocab:
-        parts.append(WordVocabEmbed(word_width, word_attr, word_rows, unk_rate, unk_alpha))
-    elif word_width:
-        parts.append(_hashed([word_attr], [word_width], [word_rows]))
+    if word_width:
+        if word_vocab:
+            parts.append(WordVocabEmbed(word_width, word_attr, word_rows, unk_rate, unk_alpha))
+        else:
+            parts.append(_hashed([word_attr], [word_width], [word_rows]))
     if shape_width:
         parts.append(_hashed(["SHAPE"], [shape_width], [shape_rows]))
     if char_encoder is not None:
