@@ -44,6 +44,8 @@ def init_glove_vectors(output: Path, *, lang: str = "en", keep: Optional[Set[str
     nlp.vocab.vectors = Vectors(strings=nlp.vocab.strings, data=data, keys=[words[i] for i in rows],
                                 attr="LOWER", name=GLOVE_NAME)
     nlp.meta["vectors"]["name"] = GLOVE_NAME
+    # spaCy's to_disk makes the folder itself but not its parents
+    Path(output).mkdir(parents=True, exist_ok=True)
     nlp.to_disk(output)
     return data.shape
 

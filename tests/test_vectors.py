@@ -14,9 +14,10 @@ pytest.importorskip("pyarrow")
 def test_init_vectors_pruned_and_looked_up_by_lowercase(tmp_path):
     corpus = tmp_path / "c.conll"
     corpus.write_text("London B-LOC\nis O\nBIG O\nqwxzzy O\n\n")
-    out = cli("init-vectors", tmp_path / "vectors", "--prune-to", corpus)
+    # into a folder whose parents do not exist yet, as bench/README.md's bench/work/glove on a fresh clone
+    out = cli("init-vectors", tmp_path / "work" / "vectors", "--prune-to", corpus)
     assert "3 vectors looked up by LOWER" in out  # "qwxzzy" is not in GloVe
-    nlp = spacy.load(tmp_path / "vectors")
+    nlp = spacy.load(tmp_path / "work" / "vectors")
     words, matrix = load_glove()
     vectors = nlp.vocab.vectors
     assert vectors.shape == (3, 50)
