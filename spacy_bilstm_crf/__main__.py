@@ -12,6 +12,7 @@ from .errors import FormatError
 app = typer.Typer(name="spacy_bilstm_crf", add_completion=False, no_args_is_help=True, rich_markup_mode="markdown",
                   help="BiLSTM-CRF named entity recognition for spaCy: data conversion, prediction, evaluation and error analysis.")
 VERBOSE = typer.Option(False, "--verbose", "-V", help="Show the full traceback of an error")
+OVERWRITE = typer.Option(False, "--overwrite", help="BRAT output: replace .ann files already in the folder (refused by default: they may hold annotations)")
 
 
 def _run(verbose: bool, func, *args, **kwargs) -> None:
@@ -35,15 +36,16 @@ def _run(verbose: bool, func, *args, **kwargs) -> None:
 @app.command()
 def convert(
     input_path: Path = typer.Argument(..., help="CoNLL file, BRAT folder (NAME.txt + NAME.ann) or .spacy DocBin"),
-    output_path: Path = typer.Argument(..., help="Output: .spacy file, CoNLL file or BRAT folder"),
+    output_path: Path = typer.Argument(..., help="Output: .spacy file, CoNLL file, BRAT folder or .jsonl"),
     from_format: Optional[str] = typer.Option(None, "--from", "-f", help="conll, brat or spacy (default: inferred)"),
-    to_format: Optional[str] = typer.Option(None, "--to", "-t", help="spacy, brat or conll (default: inferred)"),
+    to_format: Optional[str] = typer.Option(None, "--to", "-t", help="spacy, brat, conll or jsonl (default: inferred)"),
     lang: str = typer.Option("en", "--lang", "-l", help="Language of the tokenizer (BRAT input)"),
     n_sents: int = typer.Option(10, "--n-sents", "-n", help="CoNLL: sentences per doc (0: one doc per -DOCSTART-)"),
     tag_column: int = typer.Option(-1, "--tag-column", help="CoNLL: column of the entity tag (default: last)"),
     scheme: Optional[str] = typer.Option(None, "--scheme", help="CoNLL input tags: IOB1, IOB2, BIOES, BILUO (default: detected)"),
     out_scheme: Optional[str] = typer.Option(None, "--out-scheme", help="CoNLL output tags (default: as read, else IOB2)"),
     encoding: str = typer.Option("utf-8", "--encoding", help="Encoding of text input files"),
+    overwrite: bool = OVERWRITE,
     verbose: bool = VERBOSE,
 ) -> None:
     """Convert annotations between CoNLL, BRAT and spaCy's DocBin."""
@@ -52,7 +54,8 @@ def convert(
             commands.say("✘", f"{name} {value}: use one of {', '.join(commands.conll.SCHEMES)}", file=sys.stderr)
             sys.exit(1)
     _run(verbose, commands.convert, input_path, output_path, from_format=from_format, to_format=to_format,
-         lang=lang, n_sents=n_sents, tag_column=tag_column, scheme=scheme, out_scheme=out_scheme, encoding=encoding)
+         lang=lang, n_sents=n_sents, tag_column=tag_column, scheme=scheme, out_scheme=out_scheme, encoding=encoding,
+         overwrite=overwrite)
 
 
 @app.command()
@@ -73,6 +76,7 @@ def predict(
     id_column: str = typer.Option("id", "--id-column", help="JSONL/Parquet: the id column"),
     partition_size: int = typer.Option(1000, "--partition-size", help="Documents per partition (one output shard each)"),
     gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU to run the model on (-1: CPU)"),
+    overwrite: bool = OVERWRITE,
     verbose: bool = VERBOSE,
 ) -> None:
     """Label texts with a trained pipeline and write the predictions (BRAT by
@@ -82,7 +86,7 @@ def predict(
     _run(verbose, commands.predict, model, input_path, output_path, to_format=to_format,
          batch_size=batch_size, encoding=encoding, engine=engine, address=address, workers=workers,
          cpus_per_worker=cpus_per_worker, n_process=n_process, text_column=text_column, id_column=id_column,
-         partition_size=partition_size, gpu_id=gpu_id, score_notes=score_notes)
+         partition_size=partition_size, gpu_id=gpu_id, score_notes=score_notes, overwrite=overwrite)
 
 
 @app.command()

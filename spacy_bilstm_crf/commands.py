@@ -15,8 +15,9 @@ FORMATS = ("conll", "brat", "spacy", "jsonl", "parquet")
 CONLL_SUFFIXES = {".conll", ".conllu", ".iob", ".iob2", ".bio", ".bioes", ".tsv", ".txt", ".conll03"}
 
 
-def infer_format(path: Path, given: Optional[str], *, reading: bool) -> str:
-    """The format of a path: as given, or from its name and contents."""
+def infer_format(path: Path, given: Optional[str], *, reading: bool, flag: Optional[str] = None) -> str:
+    """The format of a path: as given, or from its name and contents. flag:
+    the command's option that names a format, for the error message."""
     if given:
         if given not in FORMATS or (reading and given in ("jsonl", "parquet")):
             raise FormatError(path, None, f"unknown format {given!r}: use one of {', '.join(FORMATS)}.")
@@ -31,8 +32,9 @@ def infer_format(path: Path, given: Optional[str], *, reading: bool) -> str:
         return "conll"
     if path.suffix.lower() in (".jsonl", ".parquet") and not reading:
         return path.suffix.lower()[1:]
-    what = "--from" if reading else "--to"
-    raise FormatError(path, None, f"cannot tell the format of this path; pass {what} conll|brat|spacy.")
+    names = "a CoNLL file (" + ", ".join(sorted(CONLL_SUFFIXES)) + "), a .spacy file or a BRAT folder"
+    how = f"pass {flag} conll|brat|spacy, or name it as" if flag else "name it as"
+    raise FormatError(path, None, f"cannot tell the format of this path: {how} {names}.")
 
 
 def read_docs(path: Path, fmt: str, nlp, *, n_sents: int, tag_column: int, scheme: Optional[str],
@@ -41,7 +43,11 @@ def read_docs(path: Path, fmt: str, nlp, *, n_sents: int, tag_column: int, schem
     if not path.exists():
         raise FormatError(path, None, "no such file or folder.")
     if fmt == "conll":
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        files = [path]
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in CONLL_SUFFIXES)
+            if not files:
+                raise FormatError(path, None, f"no CoNLL files ({', '.join(sorted(CONLL_SUFFIXES))}) in this folder.")
         stats = conll.ReadStats()
         docs = [d for f in _progress(files, "Reading CoNLL") for d in conll.read_conll(
             f, nlp.vocab, n_sents=n_sents, tag_column=tag_column, scheme=scheme, encoding=encoding, stats=stats)]
@@ -50,10 +56,15 @@ def read_docs(path: Path, fmt: str, nlp, *, n_sents: int, tag_column: int, schem
                       "scheme": stats.scheme}
     if fmt == "brat":
         stats = brat.BratStats()
+        found = brat.find_documents(path)
+        if not found:
+            raise FormatError(path, None, "no BRAT documents (NAME.txt, with NAME.ann beside it) in this folder.")
         docs = [brat.read_brat(p, nlp, root=path, encoding=encoding, stats=stats)
-                for p in _progress(brat.find_documents(path), "Reading BRAT")]
+                for p in _progress(found, "Reading BRAT")]
         return docs, {"entities": stats.entities, "notes": dict(stats.notes)}
     files = sorted(path.rglob("*.spacy")) if path.is_dir() else [path]
+    if not files:
+        raise FormatError(path, None, "no .spacy files in this folder.")
     docs = []
     for f in files:
         try:
@@ -64,9 +75,11 @@ def read_docs(path: Path, fmt: str, nlp, *, n_sents: int, tag_column: int, schem
 
 
 def write_docs(docs: List[Doc], path: Path, fmt: str, *, scheme: Optional[str] = None,
-               labels: Iterable[str] = (), score_notes: bool = False) -> Dict:
+               labels: Iterable[str] = (), score_notes: bool = False, overwrite: bool = False) -> Dict:
     """Write docs to a file or folder in a format; returns notes on lossy steps.
-    score_notes: BRAT: each new entity's probability in an AnnotatorNotes line."""
+    score_notes: BRAT: each new entity's probability in an AnnotatorNotes line.
+    A BRAT folder's existing .ann files (someone's annotations, perhaps) are
+    replaced only with overwrite; nothing is written if one would be."""
     if fmt == "spacy":
         path.parent.mkdir(parents=True, exist_ok=True)
         DocBin(docs=docs, store_user_data=True).to_disk(path)
@@ -80,16 +93,45 @@ def write_docs(docs: List[Doc], path: Path, fmt: str, *, scheme: Optional[str] =
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
         return dict(changes)
-    path.mkdir(parents=True, exist_ok=True)
-    names = set()
-    for i, doc in enumerate(_progress(docs, "Writing BRAT")):
+    if fmt != "brat":
+        raise FormatError(path, None, f"cannot write {fmt} here: use spacy, conll, brat or jsonl.")
+    names: List[str] = []
+    for i, doc in enumerate(docs):
         name = brat.safe_name(doc.user_data.get(brat.USER_DATA_KEY, {}).get("name") or f"doc{i:06d}")
         if name in names:  # never overwrite an earlier document of this run
             name = f"{name}-{i:06d}"
-        names.add(name)
+        names.append(name)
+    existing = [path / f"{name}.ann" for name in names if (path / f"{name}.ann").exists()]
+    if existing and not overwrite:
+        raise FormatError(existing[0], None, f"exists ({len(existing)} of the {len(names)} .ann files to write do): "
+                                             "it may hold annotations. Write to a new folder, or pass --overwrite.")
+    path.mkdir(parents=True, exist_ok=True)
+    for doc, name in zip(_progress(docs, "Writing BRAT"), names):
         brat.write_brat(doc, path, name=name, scores=entity_scores(doc) if score_notes else None)
     brat.write_annotation_conf(path, set(labels) | {e.label_ for d in docs for e in d.ents})
     return {}
+
+
+def refuse_overwriting_input(output: Path, *inputs: Path) -> None:
+    """A FormatError if the output path is one of the inputs: writing it would
+    destroy what the user gave."""
+    for path in inputs:
+        if path.exists() and output.exists() and output.resolve() == path.resolve():
+            raise FormatError(output, None, "is the input too: writing the output there would replace the input. "
+                                            "Give another output path.")
+
+
+def check_pipeline(model: str) -> None:
+    """A one-line error when the model's path exists but is not a pipeline."""
+    path = Path(model)
+    if path.exists() and not (path / "config.cfg").is_file():
+        raise FormatError(path, None, "not a spaCy pipeline (no config.cfg): pass a folder written by `spacy train` "
+                                      "(e.g. training/model-best) or `nlp.to_disk`, or an installed package's name.")
+
+
+def _load(model: str):
+    check_pipeline(model)
+    return spacy.load(model)
 
 
 def _as_json(doc: Doc, i: int) -> Dict:
@@ -106,15 +148,19 @@ def entity_rows(doc: Doc) -> List[Dict]:
 
 def convert(input_path: Path, output_path: Path, *, from_format: Optional[str], to_format: Optional[str],
             lang: str, n_sents: int, tag_column: int, scheme: Optional[str], out_scheme: Optional[str],
-            encoding: str) -> None:
-    src = infer_format(input_path, from_format, reading=True)
-    dst = infer_format(output_path, to_format, reading=False)
+            encoding: str, overwrite: bool = False) -> None:
+    src = infer_format(input_path, from_format, reading=True, flag="--from")
+    dst = infer_format(output_path, to_format, reading=False, flag="--to")
+    if dst == "parquet":
+        raise FormatError(output_path, None, "convert writes spacy, conll, brat or jsonl; Parquet is for predict's "
+                                             "records.")
+    refuse_overwriting_input(output_path, input_path)
     nlp = spacy.blank(lang)
     docs, info = read_docs(input_path, src, nlp, n_sents=n_sents, tag_column=tag_column, scheme=scheme,
                            encoding=encoding)
     for note, count in info["notes"].items():
         say("⚠", f"{count} x {note}")
-    notes = write_docs(docs, output_path, dst, scheme=out_scheme)
+    notes = write_docs(docs, output_path, dst, scheme=out_scheme, overwrite=overwrite)
     for note, count in notes.items():
         say("⚠", f"{count} x {note}")
     sents = info.get("sentences")
@@ -129,11 +175,15 @@ def predict(model: str, input_path: Path, output_path: Path, *, to_format: Optio
             batch_size: int, encoding: str, engine: Optional[str] = None, n_process: int = 1, gpu_id: int = -1,
             address: Optional[str] = None, workers: Optional[int] = None, cpus_per_worker: int = 1,
             text_column: str = "text", id_column: str = "id", partition_size: int = 1000,
-            score_notes: bool = False) -> None:
+            score_notes: bool = False, overwrite: bool = False) -> None:
     """Label a folder of .txt files (or a DocBin / CoNLL / BRAT input) and write
     the predictions, by default as BRAT files beside copies of the texts.
     Records (.txt folders, JSONL, Parquet) to JSONL/Parquet, or with --engine
     ray, go through the record pipeline (scale.py): sharded, resumable."""
+    if not input_path.exists():
+        raise FormatError(input_path, None, "no such file or folder.")
+    check_pipeline(model)
+    refuse_overwriting_input(output_path, input_path)
     fmt = _records_format(input_path, output_path, to_format, engine)
     if fmt is not None:
         return _predict_records(model, input_path, output_path, fmt, batch_size=batch_size, encoding=encoding,
@@ -144,8 +194,8 @@ def predict(model: str, input_path: Path, output_path: Path, *, to_format: Optio
         raise FormatError(input_path, None, "--engine ray reads a folder of .txt files, a .jsonl or a .parquet file.")
     if gpu_id >= 0:
         spacy.require_gpu(gpu_id)
-    nlp = spacy.load(model)
-    dst = infer_format(output_path, to_format, reading=False)
+    nlp = _load(model)
+    dst = infer_format(output_path, to_format, reading=False, flag="--to")
     if dst == "parquet":
         raise FormatError(output_path, None, "Parquet output needs a folder of .txt files, JSONL or Parquet input.")
     docs, _ = read_docs(input_path, _input_format(input_path), nlp, n_sents=10, tag_column=-1, scheme=None,
@@ -154,7 +204,7 @@ def predict(model: str, input_path: Path, output_path: Path, *, to_format: Optio
     for doc in _progress(nlp.pipe(_without_ents(docs), batch_size=batch_size, n_process=n_process), "Predicting",
                          total=len(docs)):
         outputs.append(doc)
-    write_docs(outputs, output_path, dst, labels=_entity_labels(nlp), score_notes=score_notes)
+    write_docs(outputs, output_path, dst, labels=_entity_labels(nlp), score_notes=score_notes, overwrite=overwrite)
     say("✔", f"Labelled {len(outputs)} documents: {sum(len(d.ents) for d in outputs)} entities "
              f"written to {output_path} [{dst}]")
 
@@ -242,6 +292,12 @@ def evaluate(model: str, data_path: Path, *, output: Optional[Path], plots: Opti
 
     from . import evaluation
 
+    if log and not plots:
+        raise FormatError(log, None, "--log is drawn as the learning curve: pass --plots FOLDER too.")
+    for out in (output, plots):
+        if out:
+            refuse_overwriting_input(out, data_path, *([log] if log else []))
+    training_log = evaluation.read_training_log(log) if log else None  # a bad log fails before predicting
     nlp, predicted = _predicted_examples(model, data_path, encoding)
     scores = Scorer(nlp).score(predicted)  # what nlp.evaluate computes, without predicting twice
     result = {k: scores[k] for k in ("ents_p", "ents_r", "ents_f", "ents_per_type") if k in scores}
@@ -255,8 +311,8 @@ def evaluate(model: str, data_path: Path, *, output: Optional[Path], plots: Opti
     if plots:
         plots.mkdir(parents=True, exist_ok=True)
         written = [evaluation.plot_confusion(result["confusion"], plots / "confusion_matrix.png")]
-        if log and log.exists():
-            written.append(evaluation.plot_learning_curve(evaluation.read_training_log(log), plots / "learning_curve.png"))
+        if training_log is not None:
+            written.append(evaluation.plot_learning_curve(training_log, plots / "learning_curve.png"))
         say("✔", "Saved plots: " + ", ".join(str(p) for p in written if p))
     return result
 
@@ -266,7 +322,7 @@ def _predicted_examples(model: str, data_path: Path, encoding: str):
     or on BRAT texts tokenized afresh) against the gold docs."""
     from spacy.training import Example
 
-    nlp = spacy.load(model)
+    nlp = _load(model)
     src = infer_format(data_path, None, reading=True)
     gold, _ = read_docs(data_path, src, nlp, n_sents=10, tag_column=-1, scheme=None, encoding=encoding)
     inputs = [nlp.make_doc(doc.text) if src == "brat" else
@@ -280,6 +336,8 @@ def analyze(model: str, data_path: Path, *, output: Optional[Path], n_examples: 
     spurious entities, per type, with examples; typed and binary scores."""
     from .analysis import analysis_table, error_analysis
 
+    if output:
+        refuse_overwriting_input(output, data_path)
     _, predicted = _predicted_examples(model, data_path, encoding)
     result = error_analysis(predicted, n_examples=n_examples)
     result["documents"] = len(predicted)
@@ -293,7 +351,9 @@ def analyze(model: str, data_path: Path, *, output: Optional[Path], n_examples: 
 
 def _labelled(model: str, input_path: Path, encoding: str, limit: int):
     """The pipeline, its entity labels and the input docs, labelled by it."""
-    nlp = spacy.load(model)
+    if not input_path.exists():
+        raise FormatError(input_path, None, "no such file or folder.")
+    nlp = _load(model)
     if input_path.is_file() and input_path.suffix == ".txt":
         texts = [line for line in input_path.read_text(encoding=encoding).splitlines() if line.strip()]
         docs = list(nlp.pipe(texts[:limit] if limit else texts))
@@ -308,6 +368,7 @@ def visualize(model: str, input_path: Path, output: Path, *, limit: int, encodin
     """Write a displaCy page of the model's entities on the input."""
     from .visualize import render_page
 
+    refuse_overwriting_input(output, input_path)
     _, labels, docs = _labelled(model, input_path, encoding, limit)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(render_page(docs, labels), encoding="utf-8")
@@ -329,7 +390,7 @@ def interact(model: str, *, json_lines: bool, stdin=None, stdout=None) -> int:
     Returns the number of lines labelled."""
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
-    nlp = spacy.load(model)
+    nlp = _load(model)
     tty = stdin.isatty()
     if tty:
         print("Type a sentence and press Enter to see its entities; Ctrl-D to quit.", file=stdout)
@@ -361,6 +422,8 @@ def init_vectors(output: Path, *, lang: str, prune_to: List[Path], encoding: str
     """A vectors pipeline for `[initialize] vectors` / `--paths.vectors`."""
     from .vectors import corpus_words, init_glove_vectors
 
+    if output.exists() and not output.is_dir():
+        raise FormatError(output, None, "is a file: the vectors pipeline is a folder. Give a new folder's path.")
     keep = None
     if prune_to:
         nlp = spacy.blank(lang)

@@ -1,12 +1,14 @@
 """Evaluation reports a person can look at: per-type scores (entity-level
 exact match, as conlleval), an entity confusion matrix and the learning curve
 of a training run, as JSON and PNG."""
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional
 
-import srsly
 from spacy.training import Example
+
+from .errors import FormatError, decode
 
 NONE = "(none)"  # no entity with that exact span on the other side
 
@@ -66,8 +68,24 @@ def plot_confusion(matrix: Dict[str, Dict[str, int]], path: Path) -> Path:
 
 def read_training_log(path: Path) -> List[Dict]:
     """The evaluation steps spaCy's ConsoleLogger.v3 wrote (output_file);
-    its scores are percentages."""
-    return [row for row in srsly.read_jsonl(path) if isinstance(row, dict) and "step" in row]
+    its scores are percentages. A missing or unreadable file is a FormatError
+    naming it (and the line)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FormatError(path, None, "no such training log (the output_file of [training.logger], "
+                                      "spacy.ConsoleLogger.v3).")
+    rows = []
+    for n, line in enumerate(decode(path.read_bytes(), path, "utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            raise FormatError(path, n, "not a JSON line: a training log holds one JSON object per evaluation "
+                                       "(spacy.ConsoleLogger.v3's output_file).") from None
+        if isinstance(row, dict) and "step" in row and isinstance(row.get("scores"), dict):
+            rows.append(row)
+    return rows
 
 
 def plot_learning_curve(rows: List[Dict], path: Path, score: str = "ents_f") -> Optional[Path]:
@@ -85,14 +103,16 @@ def plot_learning_curve(rows: List[Dict], path: Path, score: str = "ents_f") -> 
     ax.set_xlabel("training step")
     ax.set_ylabel(f"dev {score} (%)", color="tab:blue")
     best = max(rows, key=lambda r: r["scores"].get(score) or 0)
-    ax.annotate(f"best {best['scores'][score]:.2f} (step {best['step']})", (best["step"], best["scores"][score]),
+    top = best["scores"].get(score) or 0
+    ax.annotate(f"best {top:.2f} (step {best['step']})", (best["step"], top),
                 textcoords="offset points", xytext=(0, 8), ha="center")
     losses = ax.twinx()
     for name in rows[0].get("losses", {}):
         losses.plot(steps, [r["losses"][name] for r in rows], "--", color="tab:red", label=f"loss {name}")
     losses.set_ylabel("training loss", color="tab:red")
     losses.set_yscale("log")
-    ax.set_ylim(bottom=max(0.0, min(r["scores"].get(score) or 0 for r in rows[1:] or rows) - 10))
+    ax.set_ylim(bottom=max(0.0, min(r["scores"].get(score) or 0 for r in rows[1:] or rows) - 10),
+                top=min(101.0, ax.get_ylim()[1]))  # room for the label, not past 100%
     ax.set_title("Learning curve")
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -137,13 +137,20 @@ def _plan_jsonl(src: Path, base: str, options: Options) -> Tuple[List[Partition]
     parts: List[Partition] = []
     hashes = array("Q")
     offset = 0
-    n = 0
+    first_keys, has_text = None, False  # a row's keys, to name them if no row has the text column
     with src.open("rb") as f:
         for n, line in enumerate(f):
             if n % size == 0:
                 parts.append(Partition(f"{base}-{n:08d}", "jsonl", str(src), n, n + size, offset=offset))
             offset += len(line)
-            hashes.append(_id_hash(_jsonl_id(_without_bom(line, n, options), options)))
+            row = _jsonl_row(_without_bom(line, n, options))
+            hashes.append(_id_hash(row.get(options.id_column) if row is not None else None))
+            if row is not None:
+                has_text = has_text or options.text_column in row
+                first_keys = list(row) if first_keys is None else first_keys
+    if first_keys is not None and not has_text:  # a wrong --text-column, not bad rows
+        raise FormatError(src, None, f"no row has a {options.text_column!r} field (the first row's fields: "
+                                     f"{', '.join(map(str, first_keys))}); pass --text-column.")
     if parts:
         parts[-1].stop = len(hashes)
     return parts, hashes
@@ -156,12 +163,12 @@ def _without_bom(line: bytes, n: int, options: Options) -> bytes:
     return line
 
 
-def _jsonl_id(line: bytes, options: Options):
+def _jsonl_row(line: bytes) -> Optional[Dict]:
     try:
         row = json.loads(line)
     except ValueError:
         return None
-    return row.get(options.id_column) if isinstance(row, dict) else None
+    return row if isinstance(row, dict) else None
 
 
 def _plan_parquet(src: Path, base: str, options: Options) -> Tuple[List[Partition], array]:
@@ -308,11 +315,22 @@ def _record(i: int, row: Dict, options: Options, fallback: str) -> Record:
     doc_id = row.get(options.id_column)
     doc_id = fallback if doc_id is None else doc_id
     text = row.get(options.text_column)
-    extra = {(f"input_{k}" if k in RESERVED else k): v for k, v in row.items()
-             if k not in (options.id_column, options.text_column)}
+    extra = {_extra_key(k, row): v for k, v in row.items() if k not in (options.id_column, options.text_column)}
     if text is not None and not isinstance(text, str):
         return Record(i, doc_id, None, extra, f"{options.text_column!r} is not a string")
     return Record(i, doc_id, text, extra, _no_text(text))
+
+
+def _extra_key(key: str, row: Dict) -> str:
+    """A pass-through column's name in the output row: a name the output uses
+    itself gets "input_" prefixes until it clashes with no column of the row
+    (entities -> input_entities, or input_input_entities if that is taken)."""
+    if key not in RESERVED:
+        return key
+    key = f"input_{key}"
+    while key in row or key in RESERVED:
+        key = f"input_{key}"
+    return key
 
 
 def _decode(data: bytes, encoding: str) -> Tuple[Optional[str], Optional[str]]:

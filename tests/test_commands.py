@@ -153,3 +153,78 @@ def test_predict_to_brat_with_score_notes(model, tmp_path):
     assert all(0.0 <= float(n[2].split()[1]) <= 1.0 for n in notes)
     out = cli("convert", tmp_path / "out", tmp_path / "back.spacy")  # notes are kept for the next round
     assert "Read 1 documents" in out
+
+
+def test_an_output_never_replaces_an_input(model, tmp_path):
+    gold = tmp_path / "gold.iob"
+    gold.write_text("Shaka B-PERSON\nKhan I-PERSON\nlives O\nin O\nLondon B-GPE\n\n")
+    before = gold.read_bytes()
+    for args in (("convert", gold, gold, "--out-scheme", "BILUO"), ("predict", model, gold, gold),
+                 ("evaluate", model, gold, "--output", gold), ("analyze", model, gold, "--output", gold),
+                 ("visualize", model, gold, gold)):
+        assert "is the input too" in cli(*args, ok=False), args
+        assert gold.read_bytes() == before, args
+    brat = tmp_path / "brat"
+    cli("convert", gold, brat)
+    assert "is the input too" in cli("predict", model, brat, brat, ok=False)
+
+
+def test_predict_into_a_folder_of_annotations_needs_overwrite(model, tmp_path):
+    """The NeuroNER loop: predictions corrected in BRAT are not replaced by the
+    next predict into the same folder unless asked."""
+    (tmp_path / "texts").mkdir()
+    (tmp_path / "texts" / "a.txt").write_text("Who is Shaka Khan?")
+    (tmp_path / "texts" / "b.txt").write_text("I like London.")
+    cli("predict", model, tmp_path / "texts", tmp_path / "out")
+    corrected = "T1\tPERSON 7 17\tShaka Khan\nT2\tGPE 0 3\tWho\n"
+    (tmp_path / "out" / "a.ann").write_text(corrected)
+    out = cli("predict", model, tmp_path / "texts", tmp_path / "out", ok=False)
+    assert f"{tmp_path / 'out' / 'a.ann'}: exists (2 of the 2 .ann files to write do)" in out and "--overwrite" in out
+    assert (tmp_path / "out" / "a.ann").read_text() == corrected
+    cli("convert", tmp_path / "out", tmp_path / "copy")
+    assert "exists" in cli("convert", tmp_path / "out", tmp_path / "copy", ok=False)
+    cli("predict", model, tmp_path / "texts", tmp_path / "out", "--overwrite")
+    assert (tmp_path / "out" / "a.ann").read_text() != corrected
+
+
+def test_paths_that_cannot_be_read_or_written_are_named(model, tmp_path):
+    data = tmp_path / "dev.data"
+    data.write_text("London B-GPE\n\n")
+    out = cli("evaluate", model, data, ok=False)
+    assert f"{data}: cannot tell the format of this path: name it as a CoNLL file (" in out and "--from" not in out
+    assert "pass --from conll|brat|spacy" in cli("convert", data, tmp_path / "x.spacy", ok=False)
+    assert "no such file or folder" in cli("predict", model, tmp_path / "missing.jsonl", tmp_path / "o.jsonl", ok=False)
+    assert "no such file or folder" in cli("visualize", model, tmp_path / "missing.txt", tmp_path / "p.html", ok=False)
+    (tmp_path / "conll").mkdir()
+    (tmp_path / "conll" / "train.iob").write_text("London B-GPE\n\n")
+    (tmp_path / "conll" / "README.md").write_text("not data\n")
+    assert "no BRAT documents" in cli("convert", tmp_path / "conll", tmp_path / "c.spacy", ok=False)
+    out = cli("convert", tmp_path / "conll", tmp_path / "c.spacy", "--from", "conll")  # README.md is not read
+    assert "Read 1 documents, 1 sentences, 1 entities" in out
+    (tmp_path / "empty").mkdir()
+    assert "no CoNLL files" in cli("convert", tmp_path / "empty", tmp_path / "e.spacy", "--from", "conll", ok=False)
+    conll = tmp_path / "conll" / "train.iob"
+    out = cli("convert", conll, tmp_path / "o.parquet", "--to", "parquet", ok=False)
+    assert "convert writes spacy, conll, brat or jsonl" in out and not (tmp_path / "o.parquet").exists()
+    (tmp_path / "notmodel").mkdir()
+    for command in (("evaluate",), ("predict",)):
+        out = cli(*command, tmp_path / "notmodel", conll, *([tmp_path / "o"] if command[0] == "predict" else []),
+                  ok=False)
+        assert f"{tmp_path / 'notmodel'}: not a spaCy pipeline (no config.cfg)" in out
+    assert "is a file" in cli("init-vectors", data, ok=False)
+
+
+def test_evaluate_training_log_errors_name_the_file(model, tmp_path):
+    gold = tmp_path / "gold.iob"
+    gold.write_text("Shaka B-PERSON\nKhan I-PERSON\n\n")
+    log = tmp_path / "log.jsonl"
+    assert "--log is drawn as the learning curve: pass --plots" in cli("evaluate", model, gold, "--log", log, ok=False)
+    assert f"{log}: no such training log" in cli("evaluate", model, gold, "--plots", tmp_path / "p", "--log", log,
+                                                 ok=False)
+    log.write_text('{"step": 0, "scores": {"ents_f": 10.0}, "losses": {"ner": 1.0}}\n{"step": 1, oops\n')
+    assert f"{log}:2: not a JSON line" in cli("evaluate", model, gold, "--plots", tmp_path / "p", "--log", log,
+                                              ok=False)
+    assert not (tmp_path / "p").exists()  # a bad log fails before anything is written
+    log.write_text('{"step": 0, "scores": {"ents_f": 10.0}, "losses": {"ner": 1.0}}\n'
+                   '{"step": 5, "scores": {"ents_f": 100.0}, "losses": {"ner": 0.1}}\n')
+    assert "learning_curve.png" in cli("evaluate", model, gold, "--plots", tmp_path / "p", "--log", log)

@@ -34,3 +34,10 @@ def test_project_all(tmp_path):
         ann = (predicted / text.name.replace(".txt", ".ann")).read_text().splitlines()
         n_entities = sum(line.startswith("T") for line in ann)
         assert sum("\tAnnotatorNotes T" in line and "confidence" in line for line in ann) == n_entities
+    # the loop's next round: predicting again into the same folder replaces the predictions
+    (predicted / "finals.ann").write_text("T1\tPER 0 3\tThe\n")
+    project_run(tmp_path, "predict", force=True)
+    assert (predicted / "finals.ann").read_text() != "T1\tPER 0 3\tThe\n"
+    # and the pipeline packages as an installable sdist on a fresh checkout
+    project_run(tmp_path, "package")
+    assert list((tmp_path / "packages").glob("en_bilstm_crf-0.0.1/dist/en_bilstm_crf-0.0.1.tar.gz"))

@@ -100,6 +100,26 @@ def test_plan_is_fixed_and_named_after_the_input(corpus):
     assert read_partition(parquet[1], options)[0].extra == {"source": "s1"}
 
 
+def test_input_columns_named_like_output_fields_are_all_kept(tmp_path):
+    """A previous predict's output fed back in: its entities and an earlier
+    input_entities both pass through, neither replaces the other."""
+    row = {"id": "x", "text": "Bob went to Rome.", "entities": "A", "input_entities": "B", "text2": "C"}
+    (tmp_path / "in.jsonl").write_text(json.dumps(row) + "\n")
+    (record,) = [r for p in plan(tmp_path / "in.jsonl", Options()) for r in read_partition(p, Options())]
+    assert record.extra == {"input_input_entities": "A", "input_entities": "B", "text2": "C"}
+    out = output_row(record, spacy.blank("en")(record.text))
+    assert out["entities"] == [] and out["input_entities"] == "B" and out["input_input_entities"] == "A"
+
+
+def test_a_text_column_no_row_has_is_one_error(model, tmp_path):
+    (tmp_path / "in.jsonl").write_text(json.dumps({"id": "a", "body": "Who is Shaka Khan?"}) + "\n{broken\n")
+    out = cli("predict", model, tmp_path / "in.jsonl", tmp_path / "out.jsonl", ok=False)
+    assert f"{tmp_path / 'in.jsonl'}: no row has a 'text' field (the first row's fields: id, body)" in out
+    assert not (tmp_path / "out.jsonl").exists()
+    cli("predict", model, tmp_path / "in.jsonl", tmp_path / "out.jsonl", "--text-column", "body")
+    assert [r["id"] for r in read_shards(tmp_path / "out.jsonl")] == ["a"]
+
+
 def test_bad_rows_are_reported_by_id_never_dropped(model, tmp_path):
     lines = [json.dumps({"id": "a", "text": "Who is Shaka Khan?"}).encode(),
              json.dumps({"id": "no-text"}).encode(),
