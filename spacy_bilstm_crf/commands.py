@@ -51,7 +51,7 @@ def read_docs(path: Path, fmt: str, nlp, *, n_sents: int, tag_column: int, schem
         stats = conll.ReadStats()
         docs = [d for f in _progress(files, "Reading CoNLL") for d in conll.read_conll(
             f, nlp.vocab, n_sents=n_sents, tag_column=tag_column, scheme=scheme, encoding=encoding, stats=stats)]
-        notes = {f"{k} (lenient repair)": v for k, v in stats.repairs.items()}
+        notes = {f"{k} (lenient repair; the first at {stats.first_at[k]})": v for k, v in stats.repairs.items()}
         return docs, {"sentences": stats.sentences, "entities": stats.entities, "notes": notes,
                       "scheme": stats.scheme}
     if fmt == "brat":

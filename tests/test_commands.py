@@ -53,6 +53,13 @@ def test_bad_input_is_one_clear_error(tmp_path):
                                           str(tmp_path / "x.spacy"), "--verbose"], capture_output=True, text=True).stderr
 
 
+def test_lenient_repairs_say_where_the_first_is(tmp_path):
+    src = tmp_path / "in.iob"
+    src.write_text("Ada B-PER\n\nthe O\nRhine I-LOC\nand O\nElbe I-LOC\n\nin O\nI-talks I-MISC\n\n")
+    out = cli("convert", src, tmp_path / "out.spacy")
+    assert f"⚠ 3 x I- after O: read as the start of an entity (lenient repair; the first at {src}:4)" in out
+
+
 @pytest.mark.parametrize("corpus", ["NCBI-disease", "CoNLL-ST_2002-esp", "CoNLL-ST_2002-ned"])
 def test_brat_corpus_converts_and_round_trips(corpus, tmp_path):
     root = DATASETS / "brat" / corpus

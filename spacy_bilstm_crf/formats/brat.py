@@ -137,7 +137,7 @@ def _parse(lines: List[str], path: Path, text: str, stats: BratStats) -> Tuple[L
                               "BRAT lines start with an id T, E, R, A, M, N, # or *.")
     dangling = _referenced_ids(lines) - set(seen)
     if dangling:
-        stats.notes[f"{Path(path).name}: references to ids with no annotation line ({', '.join(sorted(dangling)[:5])}); kept as they are"] += 1
+        stats.notes[f"{path}: references to ids with no annotation line ({', '.join(sorted(dangling)[:5])}); kept as they are"] += 1
     return textbounds, triggers
 
 
@@ -157,7 +157,7 @@ def _textbound(line: str, path, number: int, text: str, stats: BratStats) -> Tex
     if span_text is not None:
         covered = " ".join(text[s:e] for s, e in fragments)
         if " ".join(covered.split()) != " ".join(span_text.split()):
-            stats.notes[f"{Path(path).name}:{number}: text of {ann_id} differs from the .txt at its offsets "
+            stats.notes[f"{path}:{number}: text of {ann_id} differs from the .txt at its offsets "
                         f"({span_text[:30]!r} vs {covered[:30]!r}); the offsets are kept"] += 1
     return Textbound(ann_id, label, fragments, span_text, number)
 

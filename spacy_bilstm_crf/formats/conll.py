@@ -39,6 +39,7 @@ class ReadStats:
     entities: int = 0
     scheme: str = ""
     repairs: Counter = field(default_factory=Counter)
+    first_at: Dict[str, str] = field(default_factory=dict)  # repair -> FILE:LINE of its first case
 
 
 def read_conll(
@@ -149,13 +150,20 @@ def detect_scheme(sentences: Iterable[Sequence[str]]) -> str:
     return "IOB2"
 
 
-def tags_to_spans(tags: Sequence[str], scheme: str) -> Tuple[List[Tuple[int, int, str]], Counter]:
+def tags_to_spans(tags: Sequence[str], scheme: str,
+                  first: Optional[Dict[str, int]] = None) -> Tuple[List[Tuple[int, int, str]], Counter]:
     """Entity (start, end, label) from tags, leniently: an entity is closed
     wherever the tags stop continuing it (conlleval's reading). Returns the
-    spans and a count of each repair made."""
+    spans and a count of each repair made; `first` gets the index of the
+    first tag of each kind of repair not in it yet."""
     spans: List[Tuple[int, int, str]] = []
     repairs: Counter = Counter()
+    first = first if first is not None else {}
     start, label = None, None
+
+    def repaired(kind: str, i: int) -> None:
+        repairs[kind] += 1
+        first.setdefault(kind, i)
 
     def close(end):
         nonlocal start, label
@@ -169,29 +177,29 @@ def tags_to_spans(tags: Sequence[str], scheme: str) -> Tuple[List[Tuple[int, int
         continuing = start is not None and lab == label
         if tag == "O":
             if bilou and start is not None:
-                repairs["entity not closed by L/E before O: closed there"] += 1
+                repaired("entity not closed by L/E before O: closed there", i)
             close(i)
         elif prefix == "B":
             if bilou and start is not None:
-                repairs["entity not closed by L/E before B: closed there"] += 1
+                repaired("entity not closed by L/E before B: closed there", i)
             close(i)
             start, label = i, lab
         elif prefix == "I":
             if not continuing:
                 if scheme != "IOB1":
                     what = "O" if start is None else f"another type ({label})"
-                    repairs[f"I- after {what}: read as the start of an entity"] += 1
+                    repaired(f"I- after {what}: read as the start of an entity", i)
                 close(i)
                 start, label = i, lab
         elif prefix in "LE":
             if not continuing:
-                repairs[f"{prefix}- without its B-: read as a one-token entity"] += 1
+                repaired(f"{prefix}- without its B-: read as a one-token entity", i)
                 close(i)
                 start, label = i, lab
             close(i + 1)
         else:  # U, S
             if start is not None:
-                repairs[f"entity not closed before {prefix}-: closed there"] += 1
+                repaired(f"entity not closed before {prefix}-: closed there", i)
             close(i)
             spans.append((i, i + 1, lab))
     close(len(tags))
@@ -204,8 +212,11 @@ def _make_doc(vocab, sents: List[Sentence], docstart, stats: ReadStats, path, ta
     doc = Doc(vocab, words=words, sent_starts=sent_starts if words else None)
     ents, offset = [], 0
     for s in sents:
-        spans, repairs = tags_to_spans(s.tags, stats.scheme)
+        first: Dict[str, int] = {}
+        spans, repairs = tags_to_spans(s.tags, stats.scheme, first)
         stats.repairs.update(repairs)
+        for kind, i in first.items():  # a sentence's rows are consecutive lines
+            stats.first_at.setdefault(kind, f"{path}:{s.line + i}")
         ents.extend(Span(doc, offset + a, offset + b, label=label) for a, b, label in spans)
         offset += len(s.words)
     doc.set_ents(ents, default="outside")
