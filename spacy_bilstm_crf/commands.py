@@ -131,7 +131,11 @@ def check_pipeline(model: str) -> None:
 
 def _load(model: str):
     check_pipeline(model)
-    return spacy.load(model)
+    nlp = spacy.load(model)
+    if not _entity_labels(nlp):
+        say("⚠", f"{model}: no component of this pipeline has entity labels ({', '.join(nlp.pipe_names) or 'none'}); "
+                 "it will find no entities.", file=sys.stderr)
+    return nlp
 
 
 def _as_json(doc: Doc, i: int) -> Dict:

@@ -46,6 +46,7 @@ def test_bad_input_is_one_clear_error(tmp_path):
     assert "no such file" in out
     out = cli("convert", bad, tmp_path / "x.weird", ok=False)
     assert "pass --to" in out
+    assert "Invalid value for '--n-sents'" in cli("convert", bad, tmp_path / "x.spacy", "--n-sents", "-3", ok=False)
     garbage = tmp_path / "g.spacy"
     garbage.write_bytes(b"\x00\x01not a docbin")
     assert "not a readable spaCy DocBin" in cli("convert", garbage, tmp_path / "y.conll", ok=False)
@@ -219,6 +220,8 @@ def test_paths_that_cannot_be_read_or_written_are_named(model, tmp_path):
                   ok=False)
         assert f"{tmp_path / 'notmodel'}: not a spaCy pipeline (no config.cfg)" in out
     assert "is a file" in cli("init-vectors", data, ok=False)
+    spacy.blank("en").to_disk(tmp_path / "blank")
+    assert "no component of this pipeline has entity labels" in cli("evaluate", tmp_path / "blank", conll)
 
 
 def test_evaluate_training_log_errors_name_the_file(model, tmp_path):

@@ -43,6 +43,16 @@ def test_corpus_round_trip_is_byte_identical(corpus, vocab):
     assert text == path.read_text(encoding="utf8")
 
 
+def test_windows_line_ends_and_a_byte_order_mark_are_written_back(vocab, tmp_path):
+    data = "\ufeff-DOCSTART- -X- O\r\n\r\nAda\tB-PER\r\nLovelace\tI-PER\r\n\r\nParis\tB-LOC\r\n\r\n".encode("utf8")
+    path = write(tmp_path, data)
+    docs = read_conll(path, vocab, n_sents=1)
+    assert [[(e.text, e.label_) for e in d.ents] for d in docs] == [[("Ada Lovelace", "PER")], [("Paris", "LOC")]]
+    text, _ = write_conll(docs)
+    assert text.encode("utf8") == data
+    assert write_conll(docs[1:])[0] == "Paris\tB-LOC\r\n\r\n"  # the mark only heads the file's first doc
+
+
 def test_conll2003_test_entity_count(vocab):
     path = DATASETS / "conll2003" / "test.txt"
     if not path.exists():

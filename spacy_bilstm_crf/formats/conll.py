@@ -49,10 +49,14 @@ def read_conll(
     """Docs of up to n_sents sentences each (0: one doc per -DOCSTART-
     document) with the file's entities, or a FormatError at the first problem."""
     stats = stats if stats is not None else ReadStats()
-    text = decode(Path(path).read_bytes(), path, encoding)
+    data = Path(path).read_bytes()
+    text = decode(data, path, encoding)
     documents = list(_documents(text, path, tag_column))
     first_row = next((line for line in text.split("\n") if line.strip() and not line.startswith("-DOCSTART-")), "")
-    separator = "\t" if "\t" in first_row else " "
+    # kept to write the file back as it was: column separator, line ends, a UTF-8 byte order mark
+    layout = {"separator": "\t" if "\t" in first_row else " ",
+              "newline": "\r\n" if text.split("\n", 1)[0].endswith("\r") else "\n"}
+    bom = data.startswith(b"\xef\xbb\xbf") and encoding.replace("-", "").lower() in ("utf8", "utf8sig")
     if not any(sents for _, sents in documents):
         raise FormatError(path, None, "no tokens found: the file is empty or holds only -DOCSTART- lines.")
     all_tags = [s.tags for _, sents in documents for s in sents]
@@ -63,7 +67,7 @@ def read_conll(
         for i in range(0, max(1, len(sents)), size):
             group = sents[i : i + size]
             doc = _make_doc(vocab, group, docstart if i == 0 else None, stats, path, tag_column)
-            doc.user_data[USER_DATA_KEY]["separator"] = separator
+            doc.user_data[USER_DATA_KEY].update(layout, bom=bom and not docs)
             docs.append(doc)
     stats.documents += len(docs)
     return docs
@@ -259,10 +263,11 @@ def write_conll(docs: Iterable[Doc], scheme: Optional[str] = None) -> Tuple[str,
     Returns the text and a count of such changes."""
     out: List[str] = []
     changes: Counter = Counter()
-    for doc in docs:
+    for n, doc in enumerate(docs):
         meta: Dict = doc.user_data.get(USER_DATA_KEY, {})
+        lines: List[str] = ["\ufeff"] if n == 0 and meta.get("bom") else []
         if meta.get("docstart"):
-            out.append(meta["docstart"] + "\n\n")
+            lines.append(meta["docstart"] + "\n\n")
         tags = doc_tags(doc, scheme or meta.get("scheme") or "IOB2")
         columns = meta.get("columns") if len(meta.get("columns", [])) == len(doc) else None
         tag_column = meta.get("tag_column", -1)
@@ -282,5 +287,6 @@ def write_conll(docs: Iterable[Doc], scheme: Optional[str] = None) -> Tuple[str,
                 cells.insert(len(cells) + 1 + tag_column if tag_column < 0 else tag_column, tag)
                 rows.append(meta.get("separator", " ").join(cells) + "\n")
             if rows:
-                out.append("".join(rows) + "\n")
+                lines.append("".join(rows) + "\n")
+        out.append("".join(lines).replace("\n", meta.get("newline", "\n")))
     return "".join(out), changes
