@@ -37,11 +37,15 @@ def infer_format(path: Path, given: Optional[str], *, reading: bool, flag: Optio
     raise FormatError(path, None, f"cannot tell the format of this path: {how} {names}.")
 
 
+def require_input(path: Path) -> None:
+    if not path.exists():
+        raise FormatError(path, None, "no such file or folder.")
+
+
 def read_docs(path: Path, fmt: str, nlp, *, n_sents: int, tag_column: int, scheme: Optional[str],
               encoding: str) -> Tuple[List[Doc], Dict]:
     """Docs from a file or folder in a format, with a summary of what was read."""
-    if not path.exists():
-        raise FormatError(path, None, "no such file or folder.")
+    require_input(path)
     if fmt == "conll":
         files = [path]
         if path.is_dir():
@@ -95,12 +99,12 @@ def write_docs(docs: List[Doc], path: Path, fmt: str, *, scheme: Optional[str] =
         return dict(changes)
     if fmt != "brat":
         raise FormatError(path, None, f"cannot write {fmt} here: use spacy, conll, brat or jsonl.")
-    names: List[str] = []
+    names: Dict[str, None] = {}  # in document order, with a set's lookup
     for i, doc in enumerate(docs):
         name = brat.safe_name(doc.user_data.get(brat.USER_DATA_KEY, {}).get("name") or f"doc{i:06d}")
         if name in names:  # never overwrite an earlier document of this run
             name = f"{name}-{i:06d}"
-        names.append(name)
+        names[name] = None
     existing = [path / f"{name}.ann" for name in names if (path / f"{name}.ann").exists()]
     if existing and not overwrite:
         raise FormatError(existing[0], None, f"exists ({len(existing)} of the {len(names)} .ann files to write do): "
@@ -184,8 +188,7 @@ def predict(model: str, input_path: Path, output_path: Path, *, to_format: Optio
     the predictions, by default as BRAT files beside copies of the texts.
     Records (.txt folders, JSONL, Parquet) to JSONL/Parquet, or with --engine
     ray, go through the record pipeline (scale.py): sharded, resumable."""
-    if not input_path.exists():
-        raise FormatError(input_path, None, "no such file or folder.")
+    require_input(input_path)
     check_pipeline(model)
     refuse_overwriting_input(output_path, input_path)
     fmt = _records_format(input_path, output_path, to_format, engine)
@@ -355,8 +358,7 @@ def analyze(model: str, data_path: Path, *, output: Optional[Path], n_examples: 
 
 def _labelled(model: str, input_path: Path, encoding: str, limit: int):
     """The pipeline, its entity labels and the input docs, labelled by it."""
-    if not input_path.exists():
-        raise FormatError(input_path, None, "no such file or folder.")
+    require_input(input_path)
     nlp = _load(model)
     if input_path.is_file() and input_path.suffix == ".txt":
         texts = [line for line in input_path.read_text(encoding=encoding).splitlines() if line.strip()]
