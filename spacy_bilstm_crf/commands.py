@@ -79,9 +79,11 @@ def read_docs(path: Path, fmt: str, nlp, *, n_sents: int, tag_column: int, schem
 
 
 def write_docs(docs: List[Doc], path: Path, fmt: str, *, scheme: Optional[str] = None,
-               labels: Iterable[str] = (), score_notes: bool = False, overwrite: bool = False) -> Dict:
+               labels: Iterable[str] = (), score_notes: bool = False, overwrite: bool = False,
+               conf_from: Optional[Path] = None) -> Dict:
     """Write docs to a file or folder in a format; returns notes on lossy steps.
     score_notes: BRAT: each new entity's probability in an AnnotatorNotes line.
+    conf_from: BRAT: the input folder, whose annotation.conf is carried over.
     A BRAT folder's existing .ann files (someone's annotations, perhaps) are
     replaced only with overwrite; nothing is written if one would be."""
     if fmt == "spacy":
@@ -112,7 +114,8 @@ def write_docs(docs: List[Doc], path: Path, fmt: str, *, scheme: Optional[str] =
     path.mkdir(parents=True, exist_ok=True)
     for doc, name in zip(_progress(docs, "Writing BRAT"), names):
         brat.write_brat(doc, path, name=name, scores=entity_scores(doc) if score_notes else None)
-    brat.write_annotation_conf(path, set(labels) | {e.label_ for d in docs for e in d.ents})
+    source_conf = Path(conf_from) / "annotation.conf" if conf_from is not None and Path(conf_from).is_dir() else None
+    brat.write_annotation_conf(path, set(labels) | {e.label_ for d in docs for e in d.ents}, source=source_conf)
     return {}
 
 
@@ -168,7 +171,7 @@ def convert(input_path: Path, output_path: Path, *, from_format: Optional[str], 
                            encoding=encoding)
     for note, count in info["notes"].items():
         say("⚠", f"{count} x {note}")
-    notes = write_docs(docs, output_path, dst, scheme=out_scheme, overwrite=overwrite)
+    notes = write_docs(docs, output_path, dst, scheme=out_scheme, overwrite=overwrite, conf_from=input_path)
     for note, count in notes.items():
         say("⚠", f"{count} x {note}")
     sents = info.get("sentences")
@@ -211,7 +214,8 @@ def predict(model: str, input_path: Path, output_path: Path, *, to_format: Optio
     for doc in _progress(nlp.pipe(_without_ents(docs), batch_size=batch_size, n_process=n_process), "Predicting",
                          total=len(docs)):
         outputs.append(doc)
-    write_docs(outputs, output_path, dst, labels=_entity_labels(nlp), score_notes=score_notes, overwrite=overwrite)
+    write_docs(outputs, output_path, dst, labels=_entity_labels(nlp), score_notes=score_notes, overwrite=overwrite,
+               conf_from=input_path)
     say("✔", f"Labelled {len(outputs)} documents: {sum(len(d.ents) for d in outputs)} entities "
              f"written to {output_path} [{dst}]")
 

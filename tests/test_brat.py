@@ -5,7 +5,8 @@ import spacy
 from spacy.tokens import DocBin
 
 from spacy_bilstm_crf.errors import FormatError
-from spacy_bilstm_crf.formats.brat import BratStats, ann_lines, find_documents, read_brat, safe_name, write_brat
+from spacy_bilstm_crf.formats.brat import (BratStats, ann_lines, find_documents, read_brat, safe_name,
+                                         write_annotation_conf, write_brat)
 
 from .helpers import DATASETS
 
@@ -185,3 +186,25 @@ def test_ann_with_bom_and_dangling_references(nlp, tmp_path):
     assert note.startswith(f"{tmp_path / 'src' / 'd.ann'}: references to ids with no annotation line (T9)")
     write_brat(doc, tmp_path / "out")
     assert (tmp_path / "out" / "d.ann").read_bytes() == ann.encode("utf8")
+
+
+def test_annotation_conf_keeps_the_source_declarations(tmp_path):
+    source = tmp_path / "src.conf"
+    source.write_text("[entities]\n\nDisease\n\tSpecificDisease\n!Abstract\n\n[attributes]\n\n"
+                      "Category Arg:Disease, Value:A|B\n\n[relations]\n[events]\n", encoding="utf-8")
+    out = tmp_path / "out"
+    out.mkdir()
+    write_annotation_conf(out, {"Disease", "Gene", "Abstract"}, source=source)
+    lines = (out / "annotation.conf").read_text(encoding="utf-8").splitlines()
+    # the new label joins the entity section; the hierarchy and attributes stay as written
+    assert lines[:6] == ["[entities]", "", "Disease", "\tSpecificDisease", "!Abstract", "Gene"]
+    assert "Category Arg:Disease, Value:A|B" in lines
+    # no [entities] section in the source: one is made, first
+    source.write_text("[attributes]\nNegated Arg:<ENTITY>\n", encoding="utf-8")
+    (out / "annotation.conf").unlink()
+    write_annotation_conf(out, {"Gene"}, source=source)
+    assert (out / "annotation.conf").read_text(encoding="utf-8") == ("[entities]\nGene\n\n[attributes]\n"
+                                                                     "Negated Arg:<ENTITY>\n")
+    # an existing annotation.conf in the output folder is never replaced
+    write_annotation_conf(out, {"Other"}, source=None)
+    assert "Other" not in (out / "annotation.conf").read_text(encoding="utf-8")

@@ -74,6 +74,10 @@ def test_brat_corpus_converts_and_round_trips(corpus, tmp_path):
         ann = txt.with_name(txt.name[:-4] + ".ann")
         assert (tmp_path / "back" / txt.name).read_bytes() == txt.read_bytes()
         assert (tmp_path / "back" / ann.name).read_bytes() == ann.read_bytes()
+    conf = root / "annotation.conf"
+    if conf.exists():  # BRAT to BRAT keeps the corpus's declarations (attributes, hierarchy)
+        cli("convert", root, tmp_path / "direct", "--to", "brat")
+        assert (tmp_path / "direct" / "annotation.conf").read_text() == conf.read_text()
 
 
 @pytest.fixture(scope="module")

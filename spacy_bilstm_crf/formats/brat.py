@@ -266,11 +266,41 @@ def safe_name(name: str) -> str:
     return "/".join(parts) or "doc"
 
 
-def write_annotation_conf(out_dir: Path, labels: Iterable[str]) -> Optional[Path]:
-    """An annotation.conf listing the entity labels, unless one exists."""
+def write_annotation_conf(out_dir: Path, labels: Iterable[str], source: Optional[Path] = None) -> Optional[Path]:
+    """An annotation.conf listing the entity labels, unless one exists. With a
+    source annotation.conf (the input folder's), its declarations (attributes,
+    relations, events, an entity hierarchy) are kept and labels it lacks are
+    added to its [entities] section."""
     path = Path(out_dir) / "annotation.conf"
     if path.exists():
         return None
-    body = "[entities]\n" + "".join(f"{label}\n" for label in sorted(set(labels)))
-    path.write_text(body + "\n[relations]\n\n[events]\n\n[attributes]\n", encoding="utf-8")
+    if source is not None and Path(source).is_file():
+        body = _conf_with_labels(Path(source).read_text(encoding="utf-8", errors="replace"), labels)
+    else:
+        body = "[entities]\n" + "".join(f"{label}\n" for label in sorted(set(labels)))
+        body += "\n[relations]\n\n[events]\n\n[attributes]\n"
+    path.write_text(body, encoding="utf-8")
     return path
+
+
+def _conf_with_labels(conf: str, labels: Iterable[str]) -> str:
+    """An annotation.conf's text with the labels its [entities] section lacks
+    appended to that section (made first if there is none)."""
+    lines = conf.splitlines()
+    section, declared, last = None, set(), None
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            section = stripped
+        elif section == "[entities]" and stripped and not stripped.startswith("#"):
+            declared.add(stripped.lstrip("!").split()[0])
+            last = i
+    missing = [f"{label}" for label in sorted(set(labels) - declared)]
+    if not missing:
+        return conf if conf.endswith("\n") else conf + "\n"
+    if last is None and "[entities]" not in (line.strip() for line in lines):
+        lines = ["[entities]", *missing, "", *lines]
+    else:
+        at = last + 1 if last is not None else [line.strip() for line in lines].index("[entities]") + 1
+        lines[at:at] = missing
+    return "\n".join(lines) + "\n"
