@@ -175,10 +175,11 @@ def convert(input_path: Path, output_path: Path, *, from_format: Optional[str], 
     for note, count in notes.items():
         say("⚠", f"{count} x {note}")
     sents = info.get("sentences")
-    sents = f", {sents} sentences" if sents is not None else ""
+    sents = f", {counted(sents, 'sentence')}" if sents is not None else ""
     scheme_note = f" ({info['scheme']} tags)" if info.get("scheme") else ""
-    say("✔", f"Read {len(docs)} documents{sents}, {info['entities']} entities from {input_path} "
-             f"[{src}{scheme_note}]; wrote {len(docs)} documents, {sum(len(d.ents) for d in docs)} entities "
+    say("✔", f"Read {counted(len(docs), 'document')}{sents}, {counted(info['entities'], 'entity')} from {input_path} "
+             f"[{src}{scheme_note}]; wrote {counted(len(docs), 'document')}, "
+             f"{counted(sum(len(d.ents) for d in docs), 'entity')} "
              f"to {output_path} [{dst}]")
 
 
@@ -216,7 +217,7 @@ def predict(model: str, input_path: Path, output_path: Path, *, to_format: Optio
         outputs.append(doc)
     write_docs(outputs, output_path, dst, labels=_entity_labels(nlp), score_notes=score_notes, overwrite=overwrite,
                conf_from=input_path)
-    say("✔", f"Labelled {len(outputs)} documents: {sum(len(d.ents) for d in outputs)} entities "
+    say("✔", f"Labelled {counted(len(outputs), 'document')}: {counted(sum(len(d.ents) for d in outputs), 'entity')} "
              f"written to {output_path} [{dst}]")
 
 
@@ -245,10 +246,10 @@ def _predict_records(model: str, input_path: Path, output_path: Path, fmt: str, 
     if done["errors"]:
         single = output_path.suffix.lower() == f".{fmt}"
         where = output_path.with_name(output_path.stem + ".errors.jsonl") if single else output_path / "*.errors.jsonl"
-        say("⚠", f"{done['errors']} rows could not be labelled: their ids and reasons are in {where}")
+        say("⚠", f"{counted(done['errors'], 'row')} could not be labelled: their ids and reasons are in {where}")
     skipped = f"; {done['skipped']} of {done['total_partitions']} partitions were already written" if done["skipped"] else ""
-    say("✔", f"Labelled {done['documents']} documents in {done['partitions']} partitions: {done['entities']} "
-             f"entities written to {output_path} [{fmt}]{skipped}")
+    say("✔", f"Labelled {counted(done['documents'], 'document')} in {counted(done['partitions'], 'partition')}: "
+             f"{counted(done['entities'], 'entity')} written to {output_path} [{fmt}]{skipped}")
 
 
 def _input_format(path: Path) -> str:
@@ -279,6 +280,13 @@ def _without_ents(docs: Iterable[Doc]) -> Iterable[Doc]:
             meta["ann"] = [line for i, line in enumerate(meta.get("ann", [])) if i not in drop]
             meta["entity_lines"] = {}
         yield doc
+
+
+def counted(n: int, noun: str) -> str:
+    """'1 document', '3 documents', '1 entity', '2 entities'."""
+    if n == 1:
+        return f"{n} {noun}"
+    return f"{n} {noun[:-1]}ies" if noun.endswith("y") else f"{n} {noun}s"
 
 
 def say(icon: str, text: str, file=None) -> None:
@@ -382,7 +390,7 @@ def visualize(model: str, input_path: Path, output: Path, *, limit: int, encodin
     _, labels, docs = _labelled(model, input_path, encoding, limit)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(render_page(docs, labels), encoding="utf-8")
-    say("✔", f"Wrote {output}: {len(docs)} documents, {sum(len(d.ents) for d in docs)} entities")
+    say("✔", f"Wrote {output}: {counted(len(docs), 'document')}, {counted(sum(len(d.ents) for d in docs), 'entity')}")
 
 
 def serve(model: str, input_path: Path, *, host: str, port: int, limit: int, encoding: str) -> None:

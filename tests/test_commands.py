@@ -24,7 +24,7 @@ def test_conll_to_spacy_to_brat_to_spacy_to_conll(tmp_path):
     src.write_text("-DOCSTART- -X- O\n\nAda NNP B-PER\nLovelace NNP I-PER\nmet VBD O\nBabbage NNP B-PER\n. . O\n\n"
                    "Paris NNP B-LOC\n\n", encoding="utf8")
     out = cli("convert", src, tmp_path / "a.spacy")
-    assert "Read 1 documents, 2 sentences, 3 entities" in out and "IOB2" in out
+    assert "Read 1 document, 2 sentences, 3 entities" in out and "IOB2" in out
     cli("convert", tmp_path / "a.spacy", tmp_path / "brat")
     ann = (tmp_path / "brat" / "doc000000.ann").read_text()
     assert ann.splitlines()[0] == "T1\tPER 0 12\tAda Lovelace"
@@ -164,7 +164,7 @@ def test_predict_to_brat_with_score_notes(model, tmp_path):
     assert len(entities) >= 2 and [n[1] for n in notes] == [f"AnnotatorNotes {t}" for t in entities]
     assert all(0.0 <= float(n[2].split()[1]) <= 1.0 for n in notes)
     out = cli("convert", tmp_path / "out", tmp_path / "back.spacy")  # notes are kept for the next round
-    assert "Read 1 documents" in out
+    assert "Read 1 document" in out
 
 
 def test_an_output_never_replaces_an_input(model, tmp_path):
@@ -212,7 +212,7 @@ def test_paths_that_cannot_be_read_or_written_are_named(model, tmp_path):
     (tmp_path / "conll" / "README.md").write_text("not data\n")
     assert "no BRAT documents" in cli("convert", tmp_path / "conll", tmp_path / "c.spacy", ok=False)
     out = cli("convert", tmp_path / "conll", tmp_path / "c.spacy", "--from", "conll")  # README.md is not read
-    assert "Read 1 documents, 1 sentences, 1 entities" in out
+    assert "Read 1 document, 1 sentence, 1 entity" in out
     (tmp_path / "empty").mkdir()
     assert "no CoNLL files" in cli("convert", tmp_path / "empty", tmp_path / "e.spacy", "--from", "conll", ok=False)
     conll = tmp_path / "conll" / "train.iob"

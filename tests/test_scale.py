@@ -205,7 +205,7 @@ def test_resume_after_a_crash_finishes_the_rest(model, corpus, tmp_path):
     assert shard_files(tmp_path / "out") == shard_files(tmp_path / "whole")
     # a shard lost later (deleted) is the only one written again
     (tmp_path / "out" / "texts-00000120.jsonl").unlink()
-    assert "Labelled 40 documents in 1 partitions" in cli(*args)
+    assert "Labelled 40 documents in 1 partition:" in cli(*args)
     assert shard_files(tmp_path / "out") == shard_files(tmp_path / "whole")
 
 
