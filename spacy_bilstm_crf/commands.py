@@ -254,8 +254,11 @@ def _predict_records(model: str, input_path: Path, output_path: Path, fmt: str, 
 
 def _input_format(path: Path) -> str:
     """Input to label: a folder holding .txt files is read as BRAT (raw texts
-    with or without .ann), anything else by its name."""
+    with or without .ann), and so is a .txt file that is not CoNLL (its token
+    lines end in a tag); anything else by its name."""
     if path.is_dir() and any(path.rglob("*.txt")):
+        return "brat"
+    if path.is_file() and path.suffix.lower() == ".txt" and not conll.looks_tagged(path):
         return "brat"
     return infer_format(path, None, reading=True)
 
@@ -372,7 +375,7 @@ def _labelled(model: str, input_path: Path, encoding: str, limit: int):
     """The pipeline, its entity labels and the input docs, labelled by it."""
     require_input(input_path)
     nlp = _load(model)
-    if input_path.is_file() and input_path.suffix == ".txt":
+    if input_path.is_file() and input_path.suffix.lower() == ".txt" and not conll.looks_tagged(input_path):
         texts = [line for line in input_path.read_text(encoding=encoding).splitlines() if line.strip()]
         docs = list(nlp.pipe(texts[:limit] if limit else texts))
     else:

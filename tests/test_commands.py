@@ -138,6 +138,25 @@ def test_visualize_writes_a_page_with_label_colours(model, tmp_path):
     assert page.count('class="entity"') == sum(len(d.ents) for d in spacy.load(model).pipe(texts.read_text().splitlines()))
 
 
+def test_predict_and_visualize_tell_raw_text_from_conll(model, tmp_path):
+    raw = tmp_path / "notes.txt"
+    raw.write_text("Angela Merkel flew to Paris.\nShe met Bill Clinton in London.\n", encoding="utf8")
+    out = cli("predict", model, raw, tmp_path / "out")
+    assert "Labelled 1 document" in out  # one raw text, as a BRAT .txt, not a CoNLL file with bad tags
+    assert (tmp_path / "out" / "notes.txt").read_bytes() == raw.read_bytes()
+    expected = spacy.load(model)(raw.read_text(encoding="utf8")).ents
+    ann = (tmp_path / "out" / "notes.ann").read_text().splitlines()
+    assert ann == [f"T{i + 1}\t{e.label_} {e.start_char} {e.end_char}\t{e.text}" for i, e in enumerate(expected)]
+    tagged = tmp_path / "tagged.txt"  # the CoNLL-2003 files are .txt
+    tagged.write_text("-DOCSTART- -X- O\n\nAda NNP B-PER\nLovelace NNP I-PER\n\nParis NNP B-LOC\n\n", encoding="utf8")
+    out = cli("predict", model, tagged, tmp_path / "tagged.jsonl")
+    rows = [json.loads(line) for line in (tmp_path / "tagged.jsonl").read_text().splitlines()]
+    assert "Labelled 1 document" in out and rows[0]["text"].startswith("Ada Lovelace")
+    cli("visualize", model, tagged, tmp_path / "page.html")  # tokens, not the lines with their tags
+    page = (tmp_path / "page.html").read_text()
+    assert "Ada" in page and "NNP" not in page and "B-PER" not in page
+
+
 def test_predict_to_jsonl(model, tmp_path):
     deploy = tmp_path / "deploy"
     deploy.mkdir()

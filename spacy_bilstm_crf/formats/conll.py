@@ -116,11 +116,30 @@ def _documents(text: str, path, tag_column: int) -> Iterator[Tuple[Optional[str]
         yield docstart, sents
 
 
-def _check_tag(tag: str, path, number: int) -> None:
-    if tag == "O":
-        return
+def is_tag(tag: str) -> bool:
     prefix, dash, label = tag.partition("-")
-    if not dash or prefix not in PREFIXES or not label:
+    return tag == "O" or (bool(dash) and prefix in PREFIXES and bool(label))
+
+
+def looks_tagged(path: Path, lines: int = 20) -> bool:
+    """Whether a file reads as CoNLL (token lines whose last column is a tag)
+    rather than raw text: its first token lines are checked."""
+    checked = 0
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            cols = line.split()
+            if not cols or cols[0] == "-DOCSTART-":
+                continue
+            if len(cols) < 2 or not is_tag(cols[-1]):
+                return False
+            checked += 1
+            if checked == lines:
+                break
+    return checked > 0
+
+
+def _check_tag(tag: str, path, number: int) -> None:
+    if not is_tag(tag):
         raise FormatError(path, number, f"invalid entity tag {tag!r}: expected O or PREFIX-LABEL "
                           "with PREFIX one of B, I, E, S, L, U (IOB1, IOB2, BIOES, BILUO). "
                           "Use --tag-column if the tags are not in the last column.")
