@@ -295,12 +295,13 @@ def _conf_with_labels(conf: str, labels: Iterable[str]) -> str:
         elif section == "[entities]" and stripped and not stripped.startswith("#"):
             declared.add(stripped.lstrip("!").split()[0])
             last = i
-    missing = [f"{label}" for label in sorted(set(labels) - declared)]
+    missing = sorted(set(labels) - declared)
+    heads = [line.strip() for line in lines]
     if not missing:
         return conf if conf.endswith("\n") else conf + "\n"
-    if last is None and "[entities]" not in (line.strip() for line in lines):
+    if "[entities]" not in heads:
         lines = ["[entities]", *missing, "", *lines]
     else:
-        at = last + 1 if last is not None else [line.strip() for line in lines].index("[entities]") + 1
+        at = last + 1 if last is not None else heads.index("[entities]") + 1
         lines[at:at] = missing
     return "\n".join(lines) + "\n"
