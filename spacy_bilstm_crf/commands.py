@@ -8,7 +8,7 @@ import srsly
 from spacy.tokens import Doc, DocBin
 
 from .confidence import entity_scores
-from .errors import FormatError
+from .errors import FormatError, decode
 from .formats import brat, conll
 
 FORMATS = ("conll", "brat", "spacy", "jsonl", "parquet")
@@ -376,7 +376,8 @@ def _labelled(model: str, input_path: Path, encoding: str, limit: int):
     require_input(input_path)
     nlp = _load(model)
     if input_path.is_file() and input_path.suffix.lower() == ".txt" and not conll.looks_tagged(input_path):
-        texts = [line for line in input_path.read_text(encoding=encoding).splitlines() if line.strip()]
+        text = decode(input_path.read_bytes(), input_path, encoding)
+        texts = [line for line in text.splitlines() if line.strip()]
         docs = list(nlp.pipe(texts[:limit] if limit else texts))
     else:
         docs, _ = read_docs(input_path, _input_format(input_path), nlp, n_sents=10, tag_column=-1, scheme=None,

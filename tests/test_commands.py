@@ -226,6 +226,11 @@ def test_paths_that_cannot_be_read_or_written_are_named(model, tmp_path):
     assert "pass --from conll|brat|spacy" in cli("convert", data, tmp_path / "x.spacy", ok=False)
     assert "no such file or folder" in cli("predict", model, tmp_path / "missing.jsonl", tmp_path / "o.jsonl", ok=False)
     assert "no such file or folder" in cli("visualize", model, tmp_path / "missing.txt", tmp_path / "p.html", ok=False)
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("Ada\nCaf\u00e9 in M\u00fcnchen.\n".encode("latin-1"))
+    for command in ("visualize", "predict"):
+        out = cli(command, model, latin, tmp_path / ("o.html" if command == "visualize" else "o"), ok=False)
+        assert f"{latin}:2: cannot decode byte b'\\xe9' as utf-8" in out and "--encoding" in out
     (tmp_path / "conll").mkdir()
     (tmp_path / "conll" / "train.iob").write_text("London B-GPE\n\n")
     (tmp_path / "conll" / "README.md").write_text("not data\n")
