@@ -142,7 +142,8 @@ def _check_tag(tag: str, path, number: int) -> None:
     if not is_tag(tag):
         raise FormatError(path, number, f"invalid entity tag {tag!r}: expected O or PREFIX-LABEL "
                           "with PREFIX one of B, I, E, S, L, U (IOB1, IOB2, BIOES, BILUO). "
-                          "Use --tag-column if the tags are not in the last column.")
+                          "Tags in another column: `convert --tag-column N`; raw text, not CoNLL: "
+                          "label it with `predict`.")
 
 
 def detect_scheme(sentences: Iterable[Sequence[str]]) -> str:
