@@ -114,8 +114,8 @@ def write_docs(docs: List[Doc], path: Path, fmt: str, *, scheme: Optional[str] =
     path.mkdir(parents=True, exist_ok=True)
     for doc, name in zip(_progress(docs, "Writing BRAT"), names):
         brat.write_brat(doc, path, name=name, scores=entity_scores(doc) if score_notes else None)
-    source_conf = Path(conf_from) / "annotation.conf" if conf_from is not None and Path(conf_from).is_dir() else None
-    brat.write_annotation_conf(path, set(labels) | {e.label_ for d in docs for e in d.ents}, source=source_conf)
+    brat.write_annotation_conf(path, set(labels) | {e.label_ for d in docs for e in d.ents},
+                               source=Path(conf_from) / "annotation.conf" if conf_from is not None else None)
     return {}
 
 
@@ -209,8 +209,8 @@ def predict(model: str, input_path: Path, output_path: Path, *, to_format: Optio
     dst = infer_format(output_path, to_format, reading=False, flag="--to")
     if dst == "parquet":
         raise FormatError(output_path, None, "Parquet output needs a folder of .txt files, JSONL or Parquet input.")
-    docs, _ = read_docs(input_path, _input_format(input_path), nlp, n_sents=10, tag_column=-1, scheme=None,
-                        encoding=encoding)
+    docs, _ = read_docs(input_path, _input_format(input_path, encoding), nlp, n_sents=10, tag_column=-1,
+                        scheme=None, encoding=encoding)
     outputs = []
     for doc in _progress(nlp.pipe(_without_ents(docs), batch_size=batch_size, n_process=n_process), "Predicting",
                          total=len(docs)):
@@ -252,15 +252,18 @@ def _predict_records(model: str, input_path: Path, output_path: Path, fmt: str, 
              f"{counted(done['entities'], 'entity')} written to {output_path} [{fmt}]{skipped}")
 
 
-def _input_format(path: Path) -> str:
+def _input_format(path: Path, encoding: str) -> str:
     """Input to label: a folder holding .txt files is read as BRAT (raw texts
-    with or without .ann), and so is a .txt file that is not CoNLL (its token
-    lines end in a tag); anything else by its name."""
-    if path.is_dir() and any(path.rglob("*.txt")):
-        return "brat"
-    if path.is_file() and path.suffix.lower() == ".txt" and not conll.looks_tagged(path):
+    with or without .ann), and so is a raw-text .txt file; anything else by
+    its name."""
+    if (path.is_dir() and any(path.rglob("*.txt"))) or _raw_text_file(path, encoding):
         return "brat"
     return infer_format(path, None, reading=True)
+
+
+def _raw_text_file(path: Path, encoding: str) -> bool:
+    """A .txt file that is not CoNLL (whose token lines do not end in a tag)."""
+    return path.is_file() and path.suffix.lower() == ".txt" and not conll.looks_tagged(path, encoding)
 
 
 def _entity_labels(nlp) -> set:
@@ -375,13 +378,13 @@ def _labelled(model: str, input_path: Path, encoding: str, limit: int):
     """The pipeline, its entity labels and the input docs, labelled by it."""
     require_input(input_path)
     nlp = _load(model)
-    if input_path.is_file() and input_path.suffix.lower() == ".txt" and not conll.looks_tagged(input_path):
+    if _raw_text_file(input_path, encoding):
         text = decode(input_path.read_bytes(), input_path, encoding)
         texts = [line for line in text.splitlines() if line.strip()]
         docs = list(nlp.pipe(texts[:limit] if limit else texts))
     else:
-        docs, _ = read_docs(input_path, _input_format(input_path), nlp, n_sents=10, tag_column=-1, scheme=None,
-                            encoding=encoding)
+        docs, _ = read_docs(input_path, _input_format(input_path, encoding), nlp, n_sents=10, tag_column=-1,
+                            scheme=None, encoding=encoding)
         docs = list(nlp.pipe(_without_ents(docs[:limit] if limit else docs)))
     return nlp, _entity_labels(nlp), docs
 

@@ -5,7 +5,8 @@ import pytest
 import spacy
 
 from spacy_bilstm_crf.errors import FormatError
-from spacy_bilstm_crf.formats.conll import ReadStats, detect_scheme, read_conll, tags_to_spans, write_conll
+from spacy_bilstm_crf.formats.conll import (ReadStats, detect_scheme, looks_tagged, read_conll, tags_to_spans,
+                                          write_conll)
 
 from .helpers import DATASETS
 
@@ -149,3 +150,13 @@ def test_tag_column_option(vocab, tmp_path):
     (doc,) = read_conll(path, vocab, tag_column=1)
     assert doc.ents[0].label_ == "LOC"
     assert write_conll([doc])[0] == "Paris B-LOC NNP\n\n"
+
+
+def test_looks_tagged_tells_conll_from_raw_text_in_the_files_encoding(tmp_path):
+    tagged, raw = "-DOCSTART- -X- O\n\nAda NNP B-PER\nLovelace NNP I-PER\n", "Ada Lovelace met Babbage.\n"
+    for encoding in ("utf-8", "utf-16"):
+        (tmp_path / "t.txt").write_bytes(tagged.encode(encoding))
+        (tmp_path / "r.txt").write_bytes(raw.encode(encoding))
+        assert looks_tagged(tmp_path / "t.txt", encoding) and not looks_tagged(tmp_path / "r.txt", encoding)
+    (tmp_path / "e.txt").write_text("-DOCSTART- -X- O\n\n")
+    assert not looks_tagged(tmp_path / "e.txt")  # no token line at all

@@ -287,16 +287,15 @@ def _conf_with_labels(conf: str, labels: Iterable[str]) -> str:
     """An annotation.conf's text with the labels its [entities] section lacks
     appended to that section (made first if there is none)."""
     lines = conf.splitlines()
+    heads = [line.strip() for line in lines]
     section, declared, last = None, set(), None
-    for i, line in enumerate(lines):
-        stripped = line.strip()
-        if stripped.startswith("[") and stripped.endswith("]"):
-            section = stripped
-        elif section == "[entities]" and stripped and not stripped.startswith("#"):
-            declared.add(stripped.lstrip("!").split()[0])
+    for i, head in enumerate(heads):
+        if head.startswith("[") and head.endswith("]"):
+            section = head
+        elif section == "[entities]" and head and not head.startswith("#"):
+            declared.add(head.lstrip("!").split()[0])
             last = i
     missing = sorted(set(labels) - declared)
-    heads = [line.strip() for line in lines]
     if not missing:
         return conf if conf.endswith("\n") else conf + "\n"
     if "[entities]" not in heads:

@@ -121,11 +121,11 @@ def is_tag(tag: str) -> bool:
     return tag == "O" or (bool(dash) and prefix in PREFIXES and bool(label))
 
 
-def looks_tagged(path: Path, lines: int = 20) -> bool:
+def looks_tagged(path: Path, encoding: str = "utf-8", lines: int = 20) -> bool:
     """Whether a file reads as CoNLL (token lines whose last column is a tag)
     rather than raw text: its first token lines are checked."""
     checked = 0
-    with open(path, encoding="utf-8", errors="replace") as f:
+    with open(path, encoding=encoding, errors="replace") as f:
         for line in f:
             cols = line.split()
             if not cols or cols[0] == "-DOCSTART-":
