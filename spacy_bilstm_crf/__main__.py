@@ -169,6 +169,25 @@ def init_vectors(
     _run(verbose, commands.init_vectors, output, lang=lang, prune_to=prune_to, encoding=encoding)
 
 
+@app.command("debug-data", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def debug_data(
+    ctx: typer.Context,
+    config_path: Path = typer.Argument(..., help="Training config, e.g. configs/bilstm_crf.cfg"),
+    code_path: Optional[Path] = typer.Option(None, "--code", "-c", help="Python file with more registered functions"),
+    ignore_warnings: bool = typer.Option(False, "--ignore-warnings", "-IW", help="Show only stats and errors"),
+    verbose: bool = typer.Option(False, "--verbose", "-V", help="More detail, and the full traceback of an error"),
+) -> None:
+    """spaCy's `debug data` (analyze the training and dev data of a config:
+    `--paths.train corpus/train.spacy --paths.dev corpus/dev.spacy`), with its
+    named-entity checks run on bilstm_crf_ner as on spaCy's `ner`: labels and
+    their counts, missing values, whitespace entities, entities crossing
+    sentence boundaries, rare labels."""
+    from spacy.cli._util import parse_config_overrides
+
+    _run(verbose, commands.debug_data, config_path, parse_config_overrides(ctx.args), code_path=code_path,
+         details=verbose, ignore_warnings=ignore_warnings)
+
+
 def main() -> None:
     app()
 

@@ -1,7 +1,9 @@
 """One function per CLI command, thin over the library."""
+import dataclasses
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import spacy
 import srsly
@@ -460,3 +462,39 @@ def init_vectors(output: Path, *, lang: str, prune_to: List[Path], encoding: str
     rows, width = init_glove_vectors(output, lang=lang, keep=keep)
     pruned = f", pruned to the {len(keep)} word forms of {len(prune_to)} corpora" if keep is not None else ""
     say("✔", f"Wrote {output}: GloVe 6B {width}d, {rows} vectors looked up by LOWER{pruned}")
+
+
+def debug_data(config_path: Path, overrides: Dict[str, Any], *, code_path: Optional[Path], details: bool,
+               ignore_warnings: bool) -> None:
+    """spaCy's `debug data`, with its named-entity checks run on this package's
+    component as they are on `ner`'s (labels and their counts, missing values,
+    whitespace entities, entities across sentence boundaries, rare labels)."""
+    from spacy.cli._util import import_code
+    from spacy.cli.debug_data import debug_data as spacy_debug_data
+
+    require_input(config_path)
+    import_code(code_path)
+    with _checked_as_ner():
+        spacy_debug_data(config_path, config_overrides=overrides, verbose=details, ignore_warnings=ignore_warnings,
+                         no_format=False, silent=False)
+
+
+@contextmanager
+def _checked_as_ner() -> Iterator[None]:
+    """spaCy's `debug data` picks its NER section by the factory name "ner":
+    while this is open, our component's pipe meta reports that name."""
+    from spacy.language import Language
+
+    from .component import FACTORY
+
+    original = Language.get_pipe_meta
+
+    def get_pipe_meta(self, name):
+        meta = original(self, name)
+        return dataclasses.replace(meta, factory="ner") if meta.factory == FACTORY else meta
+
+    Language.get_pipe_meta = get_pipe_meta
+    try:
+        yield
+    finally:
+        Language.get_pipe_meta = original

@@ -58,10 +58,11 @@ rows = 4096
 max_length = 32
 """
 DEFAULT_BILSTM_CRF_MODEL = Config().from_str(DEFAULT_BILSTM_CRF_MODEL_CONFIG)["model"]
+FACTORY = "bilstm_crf_ner"
 
 
 @Language.factory(
-    "bilstm_crf_ner",
+    FACTORY,
     assigns=["doc.ents", "token.ent_iob", "token.ent_type", "doc.spans"],
     default_config={
         "model": DEFAULT_BILSTM_CRF_MODEL,
