@@ -96,12 +96,15 @@ def evaluate(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the scores as JSON here"),
     plots: Optional[Path] = typer.Option(None, "--plots", help="Write confusion_matrix.png (and learning_curve.png) here"),
     log: Optional[Path] = typer.Option(None, "--log", help="Training log (ConsoleLogger.v3 output_file) for the learning curve"),
+    displacy_path: Optional[Path] = typer.Option(None, "--displacy-path", "-dp", help="Write entities.html, a displaCy page of the predicted entities, to this folder"),
+    displacy_limit: int = typer.Option(25, "--displacy-limit", "-dl", min=1, help="Documents on the displaCy page"),
     encoding: str = typer.Option("utf-8", "--encoding", help="Encoding of text input files"),
     verbose: bool = VERBOSE,
 ) -> None:
     """Per-type precision/recall/F1 (exact match, as conlleval), an entity
-    confusion matrix and a learning curve."""
-    _run(verbose, commands.evaluate, model, data_path, output=output, plots=plots, log=log, encoding=encoding)
+    confusion matrix and a learning curve; a displaCy page of the predictions."""
+    _run(verbose, commands.evaluate, model, data_path, output=output, plots=plots, log=log, encoding=encoding,
+         displacy_path=displacy_path, displacy_limit=displacy_limit)
 
 
 @app.command()

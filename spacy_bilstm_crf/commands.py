@@ -312,16 +312,20 @@ def _progress(items, desc: str, total: Optional[int] = None):
 
 
 def evaluate(model: str, data_path: Path, *, output: Optional[Path], plots: Optional[Path],
-             log: Optional[Path], encoding: str) -> Dict:
+             log: Optional[Path], encoding: str, displacy_path: Optional[Path] = None,
+             displacy_limit: int = 25) -> Dict:
     """Score a pipeline on gold data (any format): per-type P/R/F1, confusion
-    matrix; with --plots, PNGs of the confusion matrix and learning curve."""
+    matrix; with --plots, PNGs of the confusion matrix and learning curve; with
+    --displacy-path, entities.html of the first docs' predictions (as `spacy
+    evaluate` writes it for spaCy's `ner` only)."""
     from spacy.scorer import Scorer
 
     from . import evaluation
+    from .visualize import render_page
 
     if log and not plots:
         raise FormatError(log, None, "--log is drawn as the learning curve: pass --plots FOLDER too.")
-    for out in (output, plots):
+    for out in (output, plots, displacy_path):
         if out:
             refuse_overwriting_input(out, data_path, *([log] if log else []))
     training_log = evaluation.read_training_log(log) if log else None  # a bad log fails before predicting
@@ -341,6 +345,12 @@ def evaluate(model: str, data_path: Path, *, output: Optional[Path], plots: Opti
         if training_log is not None:
             written.append(evaluation.plot_learning_curve(training_log, plots / "learning_curve.png"))
         say("✔", "Saved plots: " + ", ".join(str(p) for p in written if p))
+    if displacy_path:
+        displacy_path.mkdir(parents=True, exist_ok=True)
+        page = displacy_path / "entities.html"
+        shown = [eg.predicted for eg in predicted[:displacy_limit]]
+        page.write_text(render_page(shown, _entity_labels(nlp), title=f"{model}: predicted entities"), encoding="utf-8")
+        say("✔", f"Saved {page}: the predicted entities of {counted(len(shown), 'document')}")
     return result
 
 

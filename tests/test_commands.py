@@ -5,7 +5,7 @@ import sys
 
 import pytest
 import spacy
-from spacy.tokens import DocBin
+from spacy.tokens import DocBin, Span
 
 from .helpers import DATASETS, TRAIN_DATA, train_small_pipeline
 
@@ -266,3 +266,24 @@ def test_evaluate_training_log_errors_name_the_file(model, tmp_path):
     log.write_text('{"step": 0, "scores": {"ents_f": 10.0}, "losses": {"ner": 1.0}}\n'
                    '{"step": 5, "scores": {"ents_f": 100.0}, "losses": {"ner": 0.1}}\n')
     assert "learning_curve.png" in cli("evaluate", model, gold, "--plots", tmp_path / "p", "--log", log)
+
+
+def test_evaluate_writes_a_displacy_page_of_its_predictions(model, tmp_path):
+    """`spacy evaluate --displacy-path` draws entities only for spaCy's `ner`
+    factory; ours draws the predictions of the first --displacy-limit docs."""
+    nlp = spacy.load(model)
+    texts = ["Who is Shaka Khan?", "I like London and Berlin.", "Angela Merkel flew to Paris on Monday."]
+    gold = []
+    for text in texts:
+        doc = nlp.make_doc(text)
+        doc.ents = [Span(doc, 0, 1, "ORG")]  # not what the model predicts
+        gold.append(doc)
+    DocBin(docs=gold).to_disk(tmp_path / "gold.spacy")
+    out = cli("evaluate", model, tmp_path / "gold.spacy", "--displacy-path", tmp_path / "page", "--displacy-limit", 2)
+    assert "the predicted entities of 2 documents" in out
+    page = (tmp_path / "page" / "entities.html").read_text()
+    predicted = [ent for doc in nlp.pipe(texts[:2]) for ent in doc.ents]
+    assert predicted and page.count("<mark") == len(predicted)
+    for ent in predicted:
+        assert ent.text in page
+    assert "Paris" not in page  # the third doc is past the limit
