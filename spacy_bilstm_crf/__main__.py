@@ -183,8 +183,8 @@ def debug_data(
     """spaCy's `debug data` (analyze the training and dev data of a config:
     `--paths.train corpus/train.spacy --paths.dev corpus/dev.spacy`), with its
     named-entity checks run on bilstm_crf_ner as on spaCy's `ner`: labels and
-    their counts, missing values, whitespace entities, entities crossing
-    sentence boundaries, rare labels."""
+    their counts, rare labels, whitespace entities, entities crossing sentence
+    boundaries."""
     from spacy.cli._util import parse_config_overrides
 
     _run(verbose, commands.debug_data, config_path, parse_config_overrides(ctx.args), code_path=code_path,

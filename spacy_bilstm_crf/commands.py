@@ -477,8 +477,8 @@ def init_vectors(output: Path, *, lang: str, prune_to: List[Path], encoding: str
 def debug_data(config_path: Path, overrides: Dict[str, Any], *, code_path: Optional[Path], details: bool,
                ignore_warnings: bool) -> None:
     """spaCy's `debug data`, with its named-entity checks run on this package's
-    component as they are on `ner`'s (labels and their counts, missing values,
-    whitespace entities, entities across sentence boundaries, rare labels)."""
+    component as they are on `ner`'s (labels and their counts, rare labels,
+    whitespace entities, entities across sentence boundaries)."""
     from spacy.cli._util import import_code
     from spacy.cli.debug_data import debug_data as spacy_debug_data
 
