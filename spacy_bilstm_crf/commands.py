@@ -390,13 +390,13 @@ def _labelled(model: str, input_path: Path, encoding: str, limit: int):
     """The pipeline, its entity labels and the input docs, labelled by it."""
     require_input(input_path)
     nlp = _load(model)
-    if _raw_text_file(input_path, encoding):
+    fmt = _input_format(input_path, encoding)
+    if fmt == "brat" and input_path.is_file():  # a raw .txt file: one text per line
         text = decode(input_path.read_bytes(), input_path, encoding)
         texts = [line for line in text.splitlines() if line.strip()]
         docs = list(nlp.pipe(texts[:limit] if limit else texts))
     else:
-        docs, _ = read_docs(input_path, _input_format(input_path, encoding), nlp, n_sents=10, tag_column=-1,
-                            scheme=None, encoding=encoding)
+        docs, _ = read_docs(input_path, fmt, nlp, n_sents=10, tag_column=-1, scheme=None, encoding=encoding)
         docs = list(nlp.pipe(_without_ents(docs[:limit] if limit else docs)))
     return nlp, _entity_labels(nlp), docs
 

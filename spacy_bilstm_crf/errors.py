@@ -49,6 +49,14 @@ class FormatError(ValueError):
         super().__init__(f"{where}: {message}")
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def utf8_bom(data: bytes, encoding: str) -> bool:
+    """Whether bytes read in a UTF-8 encoding start with a byte order mark."""
+    return data.startswith(UTF8_BOM) and encoding.replace("-", "").lower() in ("utf8", "utf8sig")
+
+
 def decode(data: bytes, path, encoding: str, keep_bom: bool = False) -> str:
     """Bytes to text, or a FormatError naming the line of the first bad byte.
     A UTF-8 byte order mark is dropped unless keep_bom."""

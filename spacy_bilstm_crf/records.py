@@ -17,11 +17,10 @@ from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Tu
 
 from spacy.tokens import Doc
 
-from .errors import FormatError
+from .errors import UTF8_BOM, FormatError, utf8_bom
 from .formats.brat import safe_name
 
 KINDS = {".txt": "txt", ".jsonl": "jsonl", ".parquet": "parquet"}
-BOM = b"\xef\xbb\xbf"
 RESERVED = ("id", "text", "entities")  # keys of an output row; clashing input columns get an "input_" prefix
 
 
@@ -158,8 +157,8 @@ def _plan_jsonl(src: Path, base: str, options: Options) -> Tuple[List[Partition]
 
 def _without_bom(line: bytes, n: int, options: Options) -> bytes:
     """The first line of a UTF-8 file without its byte order mark."""
-    if n == 0 and line.startswith(BOM) and options.encoding.replace("-", "").lower() in ("utf8", "utf8sig"):
-        return line[len(BOM):]
+    if n == 0 and utf8_bom(line, options.encoding):
+        return line[len(UTF8_BOM):]
     return line
 
 

@@ -16,7 +16,7 @@ from spacy.training import biluo_to_iob
 from spacy.training.iob_utils import doc_to_biluo_tags
 from spacy.vocab import Vocab
 
-from ..errors import FormatError, decode
+from ..errors import FormatError, decode, utf8_bom
 
 SCHEMES = ("IOB1", "IOB2", "BIOES", "BILUO")
 USER_DATA_KEY = "conll"
@@ -56,7 +56,7 @@ def read_conll(
     # kept to write the file back as it was: column separator, line ends, a UTF-8 byte order mark
     layout = {"separator": "\t" if "\t" in first_row else " ",
               "newline": "\r\n" if text.split("\n", 1)[0].endswith("\r") else "\n"}
-    bom = data.startswith(b"\xef\xbb\xbf") and encoding.replace("-", "").lower() in ("utf8", "utf8sig")
+    bom = utf8_bom(data, encoding)
     if not any(sents for _, sents in documents):
         raise FormatError(path, None, "no tokens found: the file is empty or holds only -DOCSTART- lines.")
     all_tags = [s.tags for _, sents in documents for s in sents]
