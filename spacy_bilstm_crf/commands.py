@@ -321,7 +321,7 @@ def evaluate(model: str, data_path: Path, *, output: Optional[Path], plots: Opti
     from spacy.scorer import Scorer
 
     from . import evaluation
-    from .visualize import render_page
+    from .visualize import write_page
 
     if log and not plots:
         raise FormatError(log, None, "--log is drawn as the learning curve: pass --plots FOLDER too.")
@@ -346,10 +346,9 @@ def evaluate(model: str, data_path: Path, *, output: Optional[Path], plots: Opti
             written.append(evaluation.plot_learning_curve(training_log, plots / "learning_curve.png"))
         say("✔", "Saved plots: " + ", ".join(str(p) for p in written if p))
     if displacy_path:
-        displacy_path.mkdir(parents=True, exist_ok=True)
         page = displacy_path / "entities.html"
         shown = [eg.predicted for eg in predicted[:displacy_limit]]
-        page.write_text(render_page(shown, _entity_labels(nlp), title=f"{model}: predicted entities"), encoding="utf-8")
+        write_page(page, shown, _entity_labels(nlp), title=f"{model}: predicted entities")
         say("✔", f"Saved {page}: the predicted entities of {counted(len(shown), 'document')}")
     return result
 
@@ -403,12 +402,11 @@ def _labelled(model: str, input_path: Path, encoding: str, limit: int):
 
 def visualize(model: str, input_path: Path, output: Path, *, limit: int, encoding: str) -> None:
     """Write a displaCy page of the model's entities on the input."""
-    from .visualize import render_page
+    from .visualize import write_page
 
     refuse_overwriting_input(output, input_path)
     _, labels, docs = _labelled(model, input_path, encoding, limit)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(render_page(docs, labels), encoding="utf-8")
+    write_page(output, docs, labels)
     say("✔", f"Wrote {output}: {counted(len(docs), 'document')}, {counted(sum(len(d.ents) for d in docs), 'entity')}")
 
 

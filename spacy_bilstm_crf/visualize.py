@@ -1,4 +1,5 @@
 """displaCy pages of predicted entities, one colour per label."""
+from pathlib import Path
 from typing import Dict, Iterable, List
 
 from spacy import displacy
@@ -20,3 +21,9 @@ def render_page(docs: List[Doc], labels: Iterable[str], title: str = "Predicted 
     options = {"colors": label_colors(labels), "ents": sorted(set(labels)) or None}
     html = displacy.render(docs, style="ent", page=True, options=options, jupyter=False)
     return html.replace("<title>displaCy</title>", f"<title>{title}</title>", 1)
+
+
+def write_page(path: Path, docs: List[Doc], labels: Iterable[str], title: str = "Predicted entities") -> None:
+    """render_page written to path (its folder made if need be), in UTF-8."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_page(docs, labels, title=title), encoding="utf-8")
