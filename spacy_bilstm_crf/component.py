@@ -23,7 +23,7 @@ from .models.packing import pack_index, packed, unpacked
 from .models.tagger import resize_output, sequence_lengths
 from .tags import (
     IOB_B, IOB_I, MISSING, NO_LABEL, UNKNOWN_LABEL, allowed_transitions, check_scheme,
-    iob_to_tag_ids, n_tags, split_entities_at, tag_ids_to_spans, tag_names,
+    entity_chains, iob_to_tag_ids, n_tags, split_entities_at, tag_ids_to_spans, tag_names,
 )
 
 DEFAULT_BILSTM_CRF_MODEL_CONFIG = """
@@ -69,13 +69,15 @@ FACTORY = "bilstm_crf_ner"
         "scheme": "BILUO",
         "spans_key": "bilstm_crf_ner",
         "alternatives_threshold": None,
+        "incorrect_spans_key": None,
         "scorer": {"@scorers": "spacy.ner_scorer.v1"},
     },
     default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
 )
 def make_bilstm_crf_ner(
     nlp: Language, name: str, model: Model[List[Doc], List[Floats2d]], scheme: str,
-    spans_key: Optional[str], alternatives_threshold: Optional[float], scorer: Optional[Callable],
+    spans_key: Optional[str], alternatives_threshold: Optional[float], incorrect_spans_key: Optional[str],
+    scorer: Optional[Callable],
 ) -> "BiLSTMCRFNER":
     """Create a BiLSTM-CRF named entity recognizer.
 
@@ -88,10 +90,15 @@ def make_bilstm_crf_ner(
         (and skip computing them).
     alternatives_threshold (Optional[float]): Also put in that span group every
         other span whose probability of being an entity is at least this.
+    incorrect_spans_key (Optional[str]): As in spaCy's ner: the spans in
+        doc.spans[incorrect_spans_key] of a training example's reference doc
+        are known not to be entities (exactly that span with that label), and
+        the model learns not to predict them.
     scorer (Optional[Callable]): The scoring method; spaCy's ner scorer.
     """
     return BiLSTMCRFNER(nlp.vocab, model, name, scheme=scheme, spans_key=spans_key,
-                        alternatives_threshold=alternatives_threshold, scorer=scorer)
+                        alternatives_threshold=alternatives_threshold,
+                        incorrect_spans_key=incorrect_spans_key, scorer=scorer)
 
 
 class DocPrediction(NamedTuple):
@@ -111,7 +118,8 @@ class BiLSTMCRFNER(TrainablePipe):
     def __init__(
         self, vocab: Vocab, model: Model, name: str = "bilstm_crf_ner", *,
         scheme: str = "BILUO", spans_key: Optional[str] = "bilstm_crf_ner",
-        alternatives_threshold: Optional[float] = None, scorer: Optional[Callable] = ner_score,
+        alternatives_threshold: Optional[float] = None, incorrect_spans_key: Optional[str] = None,
+        scorer: Optional[Callable] = ner_score,
     ) -> None:
         if alternatives_threshold is not None and not 0.0 < alternatives_threshold <= 1.0:
             raise ValueError(Errors.E008.format(value=alternatives_threshold))
@@ -119,7 +127,8 @@ class BiLSTMCRFNER(TrainablePipe):
         self.model = model
         self.name = name
         self.cfg: Dict = {"labels": [], "scheme": check_scheme(scheme), "spans_key": spans_key,
-                          "alternatives_threshold": alternatives_threshold}
+                          "alternatives_threshold": alternatives_threshold,
+                          "incorrect_spans_key": incorrect_spans_key}
         self.scorer = scorer
         self._n_updates = 0
 
@@ -178,6 +187,10 @@ class BiLSTMCRFNER(TrainablePipe):
     @property
     def spans_key(self) -> Optional[str]:
         return self.cfg.get("spans_key")
+
+    @property
+    def incorrect_spans_key(self) -> Optional[str]:
+        return self.cfg.get("incorrect_spans_key")
 
     def predict(self, docs: Iterable[Doc]) -> List[DocPrediction]:
         """The best tag ids of each doc, decoded under the tag scheme's
@@ -372,6 +385,36 @@ class BiLSTMCRFNER(TrainablePipe):
             golds.append(ids)
         return numpy.concatenate(golds) if golds else numpy.zeros((0,), dtype=numpy.int64)
 
+    def _incorrect_spans(self, examples: List[Example], lengths: numpy.ndarray) -> numpy.ndarray:
+        """Rows (start, end, label index, sequence) in flat token indices of
+        the spans in each reference's doc.spans[incorrect_spans_key], aligned
+        to the predicted tokens; spans of labels the component does not know,
+        or that cross a sequence boundary, can never be predicted and are
+        left out. A span that is also a gold entity is an error."""
+        key = self.incorrect_spans_key
+        found: List[Tuple[int, int, int]] = []
+        if key is None:
+            return numpy.zeros((0, 4), dtype=numpy.int64)
+        index = {label: i for i, label in enumerate(self.labels)}
+        offset = 0
+        for eg in examples:
+            spans = eg.reference.spans.get(key, [])
+            if len(spans):
+                iob, types = eg.reference.to_array([ENT_IOB, ENT_TYPE]).astype(numpy.uint64).T
+                for span in spans:
+                    if _is_entity(iob, types, span):
+                        raise ValueError(Errors.E010.format(key=key, text=span.text, label=span.label_,
+                                                            start=span.start_char, end=span.end_char))
+                found.extend((offset + span.start, offset + span.end, index[span.label_])
+                             for span in eg.get_aligned_spans_y2x(spans, allow_overlap=True)
+                             if span.label_ in index)
+            offset += len(eg.predicted)
+        rows = numpy.array(found, dtype=numpy.int64).reshape(-1, 3)
+        seq_starts = numpy.cumsum(lengths) - lengths
+        seq = numpy.searchsorted(seq_starts, rows[:, 0], side="right") - 1
+        inside = (rows[:, 1] <= (seq_starts + lengths)[seq]) & (rows[:, 1] > rows[:, 0])
+        return numpy.concatenate([rows, seq[:, None]], axis=1)[inside]
+
     def _loss(self, examples: List[Example], scores: List[Floats2d]):
         docs = [eg.predicted for eg in examples]
         lengths = sequence_lengths(docs, self.model.attrs["max_length"])
@@ -386,15 +429,24 @@ class BiLSTMCRFNER(TrainablePipe):
         params = self._transition_scores()
         if self.model.attrs["use_crf"]:
             trans = self._constrained(*params)
+            emissions = flat
             log_z = crf.log_partition(packed(flat, pack), *trans)
             if (gold == MISSING).any():  # sum over the paths consistent with the gold
                 log_z_gold = crf.log_partition(packed(crf.constrain(flat, gold_allowed), pack), *trans)
             else:
                 log_z_gold = crf.path_score(flat, torch.from_numpy(gold), torch.from_numpy(lengths), *trans)
             total = (log_z - log_z_gold).sum()
-        else:
-            log_p = torch.log_softmax(flat, dim=1)
-            total = -torch.logsumexp(crf.constrain(log_p, gold_allowed), dim=1).sum()
+        else:  # independent tags: a CRF with no transition scores over log-probabilities
+            emissions = torch.log_softmax(flat, dim=1)
+            trans = tuple(torch.zeros(p.shape) for p in params)
+            log_p_gold = torch.logsumexp(crf.constrain(emissions, gold_allowed), dim=1)
+            total = -log_p_gold.sum()
+            seq_of = torch.from_numpy(numpy.repeat(numpy.arange(len(lengths)), lengths))
+            log_z_gold = torch.zeros(len(lengths), dtype=log_p_gold.dtype).index_add(0, seq_of, log_p_gold)
+        incorrect = self._incorrect_spans(examples, lengths)
+        if len(incorrect):
+            total = total + _incorrect_spans_loss(emissions, trans, gold_allowed, log_z_gold, lengths,
+                                                  incorrect, self.scheme)
         loss = total / len(flat)
         if not torch.isfinite(loss):
             raise ValueError(Errors.E003.format(name=self.name, loss=loss.item(), step=self._n_updates))
@@ -406,6 +458,48 @@ class BiLSTMCRFNER(TrainablePipe):
             names = ("transitions", "start", "end")
             d_crf = {n: self.model.ops.asarray(p.grad.numpy()) for n, p in zip(names, params)}
         return loss.item(), d_scores, d_crf
+
+
+def _is_entity(iob: numpy.ndarray, types: numpy.ndarray, span: Span) -> bool:
+    """Whether the doc's entity annotation (ent_iob and ent_type arrays) has
+    exactly this span with its label."""
+    s, e = span.start, span.end
+    return bool(e > s and iob[s] == IOB_B and (iob[s + 1:e] == IOB_I).all() and (types[s:e] == span.label).all()
+                and (e == len(iob) or iob[e] != IOB_I))
+
+
+def _incorrect_spans_loss(emissions: torch.Tensor, trans: Tuple[torch.Tensor, ...], gold_allowed: torch.Tensor,
+                          log_z_gold: torch.Tensor, lengths: numpy.ndarray, spans: numpy.ndarray,
+                          scheme: str) -> torch.Tensor:
+    """-log(1 - p(span | gold)) summed over the incorrect spans: the loss of
+    the event "the tags agree with the gold and the span is not this entity"
+    is -log p(gold) - log(1 - p(span | gold)), exactly for one span per
+    sequence (and the product of the spans' terms for several). p(span | gold)
+    is the sum over the paths consistent with the gold that tag exactly this
+    entity, over log_z_gold: one forward pass over a copy of the span's
+    sequence constrained to both. A span the gold annotation itself forces
+    (p = 1, a contradiction short of the span being a gold entity) adds a
+    constant, -log(1e-4), and no gradient."""
+    seq_starts = numpy.cumsum(lengths) - lengths
+    seq = spans[:, 3]
+    size = lengths[seq]
+    piece_starts = numpy.cumsum(size) - size
+    # the rows of the span's sequence, one copy per span
+    rows = numpy.repeat(seq_starts[seq] - piece_starts, size) + numpy.arange(int(size.sum()))
+    allowed = gold_allowed[torch.from_numpy(rows)]
+    positions, tags, entity = entity_chains(spans[:, 0], spans[:, 1], spans[:, 2], scheme)
+    at = torch.from_numpy(positions - seq_starts[seq][entity] + piece_starts[entity])
+    keep = allowed[at, torch.from_numpy(tags)]
+    allowed[at] = False
+    allowed[at, torch.from_numpy(tags)] = keep
+    if scheme == "BIO":  # exactly this span: the next token does not continue it
+        open_ = spans[:, 1] < seq_starts[seq] + size
+        after = spans[open_, 1] - seq_starts[seq][open_] + piece_starts[open_]
+        allowed[torch.from_numpy(after), torch.from_numpy(1 + 2 * spans[open_, 2] + 1)] = False
+    log_z_span = crf.log_partition(packed(crf.constrain(emissions[torch.from_numpy(rows)], allowed),
+                                          pack_index(size)), *trans)
+    p = torch.exp(log_z_span - log_z_gold[torch.from_numpy(seq)]).clamp(max=1.0 - 1e-4)
+    return -torch.log1p(-p).sum()
 
 
 def _no_spans() -> Tuple[numpy.ndarray, numpy.ndarray]:

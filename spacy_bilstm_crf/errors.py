@@ -32,6 +32,9 @@ class Errors(metaclass=ErrorsWithCodes):
     E009 = ("CharWordEmbed has no features to embed a token with: word_width and "
             "shape_width are 0, char_encoder is null and include_static_vectors is "
             "false. Enable at least one of them.")
+    E010 = ("The span '{text}' ({start}-{end}, {label}) is both a gold entity and in "
+            "doc.spans['{key}'], the spans marked as incorrect (`incorrect_spans_key`). "
+            "Remove it from one of them.")
 
 
 class FormatError(ValueError):
