@@ -6,6 +6,7 @@ import numpy
 import pytest
 import torch
 
+from spacy_bilstm_crf.models import crf as crf_module
 from spacy_bilstm_crf.models.crf import NEG, constrain, log_partition, marginals, path_score, viterbi
 from spacy_bilstm_crf.models.packing import pack_index, packed, unpacked
 from spacy_bilstm_crf.tags import allowed_transitions, is_valid, n_tags
@@ -45,12 +46,20 @@ def split(flat, lengths):
     return list(torch.split(flat, lengths))
 
 
+@pytest.fixture(params=["logsumexp", "matmul"])
+def forward_path(request, monkeypatch):
+    """Run a test with each of log_partition's two forward computations (the
+    matrix products are used from MATMUL_MIN_TAGS tags on)."""
+    monkeypatch.setattr(crf_module, "MATMUL_MIN_TAGS", 1 if request.param == "matmul" else 10**9)
+    return request.param
+
+
 CASES = [([1], 3), ([3], 2), ([4, 2, 3], 3), ([2, 5, 1, 5], 2), ([3, 3], 4)]
 
 
 @pytest.mark.parametrize("lengths,k", CASES)
 @pytest.mark.parametrize("seed", [0, 1])
-def test_log_partition_viterbi_marginals_match_brute_force(lengths, k, seed):
+def test_log_partition_viterbi_marginals_match_brute_force(lengths, k, seed, forward_path):
     flat, trans, start, end = random_problem(seed, lengths, k)
     pack = pack_index(lengths)
     seq = packed(flat, pack)
@@ -69,7 +78,7 @@ def test_log_partition_viterbi_marginals_match_brute_force(lengths, k, seed):
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_gold_score_and_partial_labels(seed):
+def test_gold_score_and_partial_labels(seed, forward_path):
     """Constraining emissions to the gold tags gives the gold path score; with
     some tokens unobserved it gives the log-sum over the consistent paths."""
     lengths, k = [4, 3], 3
@@ -93,7 +102,7 @@ def test_gold_score_and_partial_labels(seed):
         offset += n
 
 
-def test_gradient_float64():
+def test_gradient_float64(forward_path):
     lengths, k = [3, 1, 2], 3
     flat, trans, start, end = random_problem(7, lengths, k)
     gold = torch.nn.functional.one_hot(torch.tensor([0, 2, 1, 1, 0, 2]), k).bool()
@@ -106,6 +115,41 @@ def test_gradient_float64():
 
     inputs = tuple(x.clone().requires_grad_(True) for x in (flat, trans, start, end))
     assert torch.autograd.gradcheck(nll, inputs)
+
+
+@pytest.mark.parametrize("scheme", ["BILUO", "BIO"])
+def test_many_tags_forward_matches_logsumexp(scheme, monkeypatch):
+    """With hundreds of tags log_partition multiplies matrices; it agrees with
+    the log-space forward on constrained float32 problems, gradients too,
+    including sequences whose constraints forbid every path."""
+    n_labels = 40
+    k = n_tags(n_labels, scheme)
+    assert k >= crf_module.MATMUL_MIN_TAGS
+    lengths = [6, 1, 9, 4]
+    flat, trans, start, end = random_problem(3, lengths, k, dtype=torch.float32)
+    flat = flat * 3
+    allowed = torch.rand(sum(lengths), k, generator=torch.Generator().manual_seed(0)) > 0.2
+    first, then = (1, 0) if scheme == "BILUO" else (0, 2)  # B-X then O; O then I-X: forbidden
+    allowed[0] = False  # the first sequence's first token may take one tag only,
+    allowed[0, first] = True
+    allowed[1] = False  # and its second token one that may not follow it
+    allowed[1, then] = True
+    masks = [torch.from_numpy(m) for m in allowed_transitions(n_labels, scheme)]
+    results = []
+    for threshold in (1, 10**9):
+        monkeypatch.setattr(crf_module, "MATMUL_MIN_TAGS", threshold)
+        inputs = [x.clone().requires_grad_(True) for x in (flat, trans, start, end)]
+        em = constrain(inputs[0], allowed)
+        t, s, e = (constrain(x, m) for x, m in zip(inputs[1:], masks))
+        log_z = log_partition(packed(em, pack_index(lengths)), t, s, e)
+        grads = torch.autograd.grad(log_z[1:].sum(), inputs)
+        results.append((log_z.detach(), grads))
+    (z_mm, g_mm), (z_ls, g_ls) = results
+    assert z_ls[0] < -5000 and z_mm[0] < -50  # all forbidden: nothing, in either
+    assert torch.allclose(z_mm[1:], z_ls[1:], rtol=1e-5, atol=1e-3)
+    for a, b in zip(g_mm, g_ls):
+        assert torch.isfinite(a).all()
+        assert torch.allclose(a, b, atol=1e-4)
 
 
 def test_marginals_are_probabilities():

@@ -16,6 +16,9 @@ from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence
 
 NEG = -10000.0  # the score of anything forbidden: exp(NEG) == 0 in float32
+# from this many tags on, log_partition runs in probability space (matrix
+# products) instead of broadcasting a (batch, tags, tags) tensor each step
+MATMUL_MIN_TAGS = 64
 
 
 def constrain(scores: Tensor, allowed: Optional[Tensor]) -> Tensor:
@@ -51,12 +54,40 @@ def log_partition(
     missing), this is the log-sum over the paths consistent with the gold, and
     ``log_partition(all) - log_partition(gold)`` is the negative log-likelihood.
     """
+    if transitions.shape[0] >= MATMUL_MIN_TAGS:
+        return _log_partition_matmul(emissions, transitions, start, end)
     n0 = int(emissions.batch_sizes[0])
     alpha = start + emissions.data[:n0]  # shape: (batch, tags)
     for n, emit in _steps(emissions):
         scores = alpha[:n].unsqueeze(2) + transitions  # shape: (n, prev, next)
         alpha = torch.cat([torch.logsumexp(scores, dim=1) + emit, alpha[n:]])
     log_z = torch.logsumexp(alpha + end, dim=1)  # shape: (batch,)
+    return _by_sequence(log_z, emissions)
+
+
+def _log_partition_matmul(
+    emissions: PackedSequence, transitions: Tensor, start: Tensor, end: Tensor
+) -> Tensor:
+    """`log_partition` in probability space: the forward messages as rows
+    that sum to 1 times a log scale, one matrix product a step. Memory per
+    step is (batch, tags) instead of (batch, tags, tags), which with hundreds
+    of labels is the difference between megabytes and gigabytes. A step where
+    every path is forbidden (all products underflow) counts as probability
+    1e-30 rather than exp(NEG): either way nothing."""
+    t_max = transitions.max()
+    trans = torch.exp(transitions - t_max)  # shape: (prev, next)
+    n0 = int(emissions.batch_sizes[0])
+    first = start + emissions.data[:n0]
+    scale = first.max(dim=1, keepdim=True).values  # shape: (batch, 1)
+    alpha = torch.exp(first - scale)
+    for n, emit in _steps(emissions):
+        top = emit.max(dim=1, keepdim=True).values
+        nxt = (alpha[:n] @ trans) * torch.exp(emit - top)
+        total = nxt.sum(dim=1, keepdim=True).clamp(min=1e-30)
+        alpha = torch.cat([nxt / total, alpha[n:]])
+        scale = torch.cat([scale[:n] + t_max + top + torch.log(total), scale[n:]])
+    e_max = end.max()
+    log_z = torch.log((alpha * torch.exp(end - e_max)).sum(dim=1).clamp(min=1e-30)) + e_max + scale[:, 0]
     return _by_sequence(log_z, emissions)
 
 
