@@ -2,8 +2,6 @@
 in doc.spans[key] of a reference doc are known not to be entities. The loss
 is checked against brute force: enumerate every tag sequence, keep those that
 agree with the gold and do not tag exactly the incorrect span."""
-import itertools
-
 import numpy
 import pytest
 import spacy
@@ -12,13 +10,10 @@ from spacy.tokens import Span
 from spacy.training import Example
 from spacy.util import fix_random_seed
 
-from spacy_bilstm_crf.models.crf import constrain
-from spacy_bilstm_crf.tags import allowed_transitions
-
 from spacy_bilstm_crf.confidence import entity_scores
 
 from .helpers import TRAIN_DATA, make_examples, randomize_params
-from .test_partial import ANNOTATIONS, LABELS, MISS, consistent, make_reference
+from .test_partial import ANNOTATIONS, LABELS, MISS, all_paths, consistent, make_reference
 
 KEY = "incorrect_spans"
 # one incorrect span (start, end, label) per annotation of test_partial; None: none
@@ -72,18 +67,9 @@ def test_incorrect_span_loss_is_brute_force(scheme):
     scores = ner.model.predict([eg.predicted for eg in examples])
     loss, _ = ner.get_loss(examples, scores)
 
-    crf_layer = ner.model.get_ref("crf")
-    allowed = allowed_transitions(len(LABELS), scheme)
-    trans, start, end = (constrain(torch.tensor(crf_layer.get_param(n), dtype=torch.float64), torch.from_numpy(a))
-                         for n, a in zip(("transitions", "start", "end"), allowed))
     total = 0.0
     for em, tokens, span in zip(scores, ANNOTATIONS, INCORRECT):
-        em = torch.tensor(em, dtype=torch.float64)
-        paths = list(itertools.product(range(len(ner.tags)), repeat=len(tokens)))
-        idx = torch.tensor(paths)
-        s = em[torch.arange(len(tokens)), idx].sum(1) + start[idx[:, 0]] + end[idx[:, -1]]
-        if len(tokens) > 1:
-            s = s + trans[idx[:, :-1], idx[:, 1:]].sum(1)
+        paths, s = all_paths(ner, em)
         keep = [consistent(p, ner.tags, tokens) for p in paths]
         if span is not None:
             keep = [k and not tags_exactly([ner.tags[t] for t in p], *span, scheme) for k, p in zip(keep, paths)]

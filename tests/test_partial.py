@@ -48,6 +48,23 @@ def consistent(path, tags, tokens):
     return True
 
 
+def all_paths(ner, emissions):
+    """Every tag sequence of a doc and its score under the component's CRF
+    (float64), forbidden transitions scored NEG as in the component."""
+    crf_layer = ner.model.get_ref("crf")
+    allowed = allowed_transitions(len(ner.labels), ner.scheme)
+    trans, start, end = (constrain(torch.tensor(crf_layer.get_param(n), dtype=torch.float64), torch.from_numpy(a))
+                         for n, a in zip(("transitions", "start", "end"), allowed))
+    em = torch.tensor(emissions, dtype=torch.float64)
+    n = len(em)
+    paths = list(itertools.product(range(len(ner.tags)), repeat=n))
+    idx = torch.tensor(paths)
+    s = em[torch.arange(n), idx].sum(1) + start[idx[:, 0]] + end[idx[:, -1]]
+    if n > 1:
+        s = s + trans[idx[:, :-1], idx[:, 1:]].sum(1)
+    return paths, s
+
+
 @pytest.mark.parametrize("scheme", ["BILUO", "BIO"])
 def test_partial_label_loss_is_brute_force_marginalization(scheme):
     nlp = spacy.blank("en")
@@ -61,18 +78,9 @@ def test_partial_label_loss_is_brute_force_marginalization(scheme):
     scores = ner.model.predict([eg.predicted for eg in examples])
     loss, _ = ner.get_loss(examples, scores)
 
-    crf_layer = ner.model.get_ref("crf")
-    allowed = allowed_transitions(len(LABELS), scheme)
-    trans, start, end = (constrain(torch.tensor(crf_layer.get_param(n), dtype=torch.float64), torch.from_numpy(a))
-                         for n, a in zip(("transitions", "start", "end"), allowed))
     total = 0.0
     for em, tokens in zip(scores, ANNOTATIONS):
-        em = torch.tensor(em, dtype=torch.float64)
-        paths = list(itertools.product(range(len(ner.tags)), repeat=len(tokens)))
-        idx = torch.tensor(paths)
-        s = em[torch.arange(len(tokens)), idx].sum(1) + start[idx[:, 0]] + end[idx[:, -1]]
-        if len(tokens) > 1:
-            s = s + trans[idx[:, :-1], idx[:, 1:]].sum(1)
+        paths, s = all_paths(ner, em)
         keep = torch.tensor([consistent(p, ner.tags, tokens) for p in paths])
         total += float(torch.logsumexp(s, 0) - torch.logsumexp(s[keep], 0))
     assert loss == pytest.approx(total / sum(map(len, ANNOTATIONS)), rel=1e-4)
