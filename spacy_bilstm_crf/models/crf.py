@@ -16,6 +16,7 @@ from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence
 
 NEG = -10000.0  # the score of anything forbidden: exp(NEG) == 0 in float32
+TINY = 1e-30  # the least sum of probabilities in the probability-space recursions
 # from this many tags on, log_partition runs in probability space (matrix
 # products) instead of broadcasting a (batch, tags, tags) tensor each step
 MATMUL_MIN_TAGS = 64
@@ -68,27 +69,54 @@ def log_partition(
 def _log_partition_matmul(
     emissions: PackedSequence, transitions: Tensor, start: Tensor, end: Tensor
 ) -> Tensor:
-    """`log_partition` in probability space: the forward messages as rows
-    that sum to 1 times a log scale, one matrix product a step. Memory per
-    step is (batch, tags) instead of (batch, tags, tags), which with hundreds
-    of labels is the difference between megabytes and gigabytes. A step where
-    every path is forbidden (all products underflow) counts as probability
-    1e-30 rather than exp(NEG): either way nothing."""
-    t_max = transitions.max()
-    trans = torch.exp(transitions - t_max)  # shape: (prev, next)
-    n0 = int(emissions.batch_sizes[0])
-    first = start + emissions.data[:n0]
-    scale = first.max(dim=1, keepdim=True).values  # shape: (batch, 1)
-    alpha = torch.exp(first - scale)
-    for n, emit in _steps(emissions):
-        top = emit.max(dim=1, keepdim=True).values
-        nxt = (alpha[:n] @ trans) * torch.exp(emit - top)
-        total = nxt.sum(dim=1, keepdim=True).clamp(min=1e-30)
-        alpha = torch.cat([nxt / total, alpha[n:]])
-        scale = torch.cat([scale[:n] + t_max + top + torch.log(total), scale[n:]])
+    """`log_partition` from the forward messages in probability space
+    (`_forward_messages`): memory per step is (batch, tags) instead of
+    (batch, tags, tags), which with hundreds of labels is the difference
+    between megabytes and gigabytes."""
+    sizes = emissions.batch_sizes.tolist() + [0]
+    steps = list(_forward_messages(emissions, start, _in_probability_space(emissions, transitions)))
+    # sorted by decreasing length: the sequences ending at step t are that step's rows from sizes[t + 1] on
+    last = [(a[sizes[t + 1]:], log_a[sizes[t + 1]:]) for t, (a, log_a) in enumerate(steps)][::-1]
+    alpha = torch.cat([a for a, _ in last])
+    scale = torch.cat([log_a for _, log_a in last])
     e_max = end.max()
-    log_z = torch.log((alpha * torch.exp(end - e_max)).sum(dim=1).clamp(min=1e-30)) + e_max + scale[:, 0]
+    log_z = torch.log((alpha * torch.exp(end - e_max)).sum(dim=1).clamp(min=TINY)) + e_max + scale[:, 0]
     return _by_sequence(log_z, emissions)
+
+
+def _normalized(x: Tensor, log_scale: Tensor) -> Tuple[Tensor, Tensor]:
+    """Rows of x scaled to sum to 1, their log scale moved to log_scale. A
+    row that is all zeros (every path forbidden, or underflow) counts as
+    summing to TINY rather than exp(NEG): either way nothing."""
+    total = x.sum(dim=1, keepdim=True).clamp(min=TINY)
+    return x / total, log_scale + torch.log(total)
+
+
+def _in_probability_space(emissions: PackedSequence, transitions: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(trans, t_max, emit, row_max): exp of the transitions shifted by their
+    max, and of each token's emissions shifted by the token's max."""
+    t_max = transitions.max()
+    row_max = emissions.data.max(dim=1, keepdim=True).values
+    return torch.exp(transitions - t_max), t_max, torch.exp(emissions.data - row_max), row_max
+
+
+def _forward_messages(emissions: PackedSequence, start: Tensor, scaled: Tuple[Tensor, Tensor, Tensor, Tensor]):
+    """Yield the forward messages step by step, in probability space: (a,
+    log_a) for the sequences still running at the step, a's rows summing to
+    1 and the forward log-message log(a) + log_a (emission included). One
+    matrix product a step; `scaled` is `_in_probability_space`'s result."""
+    trans, t_max, emit, row_max = scaled
+    sizes = emissions.batch_sizes.tolist()
+    first = start + emissions.data[: sizes[0]]
+    top = first.max(dim=1, keepdim=True).values
+    a, log_a = _normalized(torch.exp(first - top), top)
+    yield a, log_a
+    offset = sizes[0]
+    for n in sizes[1:]:
+        rows = slice(offset, offset + n)
+        a, log_a = _normalized((a[:n] @ trans) * emit[rows], log_a[:n] + t_max + row_max[rows])
+        yield a, log_a
+        offset += n
 
 
 def viterbi(
@@ -179,31 +207,16 @@ def forward_backward(
     for n in sizes[:-1]:
         offsets.append(offsets[-1] + n)
     data = emissions.data
-    t_max = transitions.max()
-    trans = torch.exp(transitions - t_max)  # shape: (prev, next)
-    row_max = data.max(dim=1, keepdim=True).values
-    emit = torch.exp(data - row_max)  # shape: (tokens, tags)
-
-    def normalized(x, log_scale):
-        total = x.sum(dim=1, keepdim=True)
-        return x / total, log_scale + torch.log(total)
-
-    first = start + data[: sizes[0]]
-    top = first.max(dim=1, keepdim=True).values
-    a, log_a = normalized(torch.exp(first - top), top)
-    alphas, alpha_scales = [a], [log_a]
-    for t in range(1, len(sizes)):
-        n, rows = sizes[t], slice(offsets[t], offsets[t] + sizes[t])
-        a, log_a = normalized((a[:n] @ trans) * emit[rows], log_a[:n] + t_max + row_max[rows])
-        alphas.append(a)
-        alpha_scales.append(log_a)
+    scaled = _in_probability_space(emissions, transitions)
+    trans, t_max, emit, row_max = scaled
+    alphas, alpha_scales = zip(*_forward_messages(emissions, start, scaled))
     end_top = end.max()
-    b_end, log_b_end = normalized(torch.exp(end - end_top)[None], end_top.reshape(1, 1))
+    b_end, log_b_end = _normalized(torch.exp(end - end_top)[None], end_top.reshape(1, 1))
     b, log_b = b_end.expand(sizes[-1], -1), log_b_end.expand(sizes[-1], 1)
     betas, beta_scales = [b], [log_b]
     for t in range(len(sizes) - 2, -1, -1):
         m, rows = sizes[t + 1], slice(offsets[t + 1], offsets[t + 1] + sizes[t + 1])
-        b, log_b = normalized((b * emit[rows]) @ trans.T, log_b + t_max + row_max[rows])
+        b, log_b = _normalized((b * emit[rows]) @ trans.T, log_b + t_max + row_max[rows])
         extra = sizes[t] - m  # sequences ending at step t
         b = torch.cat([b, b_end.expand(extra, -1)])
         log_b = torch.cat([log_b, log_b_end.expand(extra, 1)])
