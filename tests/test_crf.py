@@ -46,11 +46,12 @@ def split(flat, lengths):
     return list(torch.split(flat, lengths))
 
 
-@pytest.fixture(params=["logsumexp", "matmul"])
-def forward_path(request, monkeypatch):
-    """Run a test with each of log_partition's two forward computations (the
-    matrix products are used from MATMUL_MIN_TAGS tags on)."""
-    monkeypatch.setattr(crf_module, "MATMUL_MIN_TAGS", 1 if request.param == "matmul" else 10**9)
+@pytest.fixture(params=["few", "many"])
+def crf_path(request, monkeypatch):
+    """Run a test with each of the CRF's two ways of computing (the ones for
+    many tags are used from MANY_TAGS tags on: matrix products in the forward,
+    gathered and blocked maxima in viterbi)."""
+    monkeypatch.setattr(crf_module, "MANY_TAGS", 1 if request.param == "many" else 10**9)
     return request.param
 
 
@@ -59,7 +60,7 @@ CASES = [([1], 3), ([3], 2), ([4, 2, 3], 3), ([2, 5, 1, 5], 2), ([3, 3], 4)]
 
 @pytest.mark.parametrize("lengths,k", CASES)
 @pytest.mark.parametrize("seed", [0, 1])
-def test_log_partition_viterbi_marginals_match_brute_force(lengths, k, seed, forward_path):
+def test_log_partition_viterbi_marginals_match_brute_force(lengths, k, seed, crf_path):
     flat, trans, start, end = random_problem(seed, lengths, k)
     pack = pack_index(lengths)
     seq = packed(flat, pack)
@@ -78,7 +79,7 @@ def test_log_partition_viterbi_marginals_match_brute_force(lengths, k, seed, for
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_gold_score_and_partial_labels(seed, forward_path):
+def test_gold_score_and_partial_labels(seed, crf_path):
     """Constraining emissions to the gold tags gives the gold path score; with
     some tokens unobserved it gives the log-sum over the consistent paths."""
     lengths, k = [4, 3], 3
@@ -102,7 +103,7 @@ def test_gold_score_and_partial_labels(seed, forward_path):
         offset += n
 
 
-def test_gradient_float64(forward_path):
+def test_gradient_float64(crf_path):
     lengths, k = [3, 1, 2], 3
     flat, trans, start, end = random_problem(7, lengths, k)
     gold = torch.nn.functional.one_hot(torch.tensor([0, 2, 1, 1, 0, 2]), k).bool()
@@ -124,7 +125,7 @@ def test_many_tags_forward_matches_logsumexp(scheme, monkeypatch):
     including sequences whose constraints forbid every path."""
     n_labels = 40
     k = n_tags(n_labels, scheme)
-    assert k >= crf_module.MATMUL_MIN_TAGS
+    assert k >= crf_module.MANY_TAGS
     lengths = [6, 1, 9, 4]
     flat, trans, start, end = random_problem(3, lengths, k, dtype=torch.float32)
     flat = flat * 3
@@ -137,7 +138,7 @@ def test_many_tags_forward_matches_logsumexp(scheme, monkeypatch):
     masks = [torch.from_numpy(m) for m in allowed_transitions(n_labels, scheme)]
     results = []
     for threshold in (1, 10**9):
-        monkeypatch.setattr(crf_module, "MATMUL_MIN_TAGS", threshold)
+        monkeypatch.setattr(crf_module, "MANY_TAGS", threshold)
         inputs = [x.clone().requires_grad_(True) for x in (flat, trans, start, end)]
         em = constrain(inputs[0], allowed)
         t, s, e = (constrain(x, m) for x, m in zip(inputs[1:], masks))
@@ -150,6 +151,40 @@ def test_many_tags_forward_matches_logsumexp(scheme, monkeypatch):
     for a, b in zip(g_mm, g_ls):
         assert torch.isfinite(a).all()
         assert torch.allclose(a, b, atol=1e-4)
+
+
+@pytest.mark.parametrize("scheme", ["BILUO", "BIO"])
+@pytest.mark.parametrize("prune_top", [1, 2, 8])
+@pytest.mark.parametrize("scale", [0.0, 1.0, 6.0])
+def test_many_tags_viterbi_matches_broadcast(scheme, prune_top, scale, monkeypatch):
+    """With many tags viterbi prunes its max over the previous tag; on
+    constrained problems (some tokens forced to one tag, as entities already
+    on the doc are) it finds the same paths and scores as the broadcast max.
+    Scale 0 gives every tag the same emission (an untrained model), 6 a
+    confident one, where pruning decides almost every column; with 70 labels
+    (141 tags that may precede O, B-X or U-X) prune_top 1 and 2 try two
+    rounds, 8 one."""
+    n_labels = 70
+    k = n_tags(n_labels, scheme)
+    lengths = [7, 1, 12, 3, 9, 9]
+    flat, trans, start, end = random_problem(5, lengths, k, dtype=torch.float32)
+    flat = flat * scale
+    allowed = torch.ones(sum(lengths), k, dtype=torch.bool)
+    allowed[2] = False  # the first sequence's third token is forced to the first label's B tag
+    allowed[2, 1] = True
+    masks = [torch.from_numpy(m) for m in allowed_transitions(n_labels, scheme)]
+    t, s, e = (constrain(x, m) for x, m in zip((trans, start, end), masks))
+    seq = packed(constrain(flat, allowed), pack_index(lengths))
+    monkeypatch.setattr(crf_module, "PRUNE_TOP", prune_top)
+    results = []
+    for threshold in (1, 10**9):
+        monkeypatch.setattr(crf_module, "MANY_TAGS", threshold)
+        results.append(viterbi(seq, t, s, e))
+    (tags, best), (tags_bc, best_bc) = results
+    assert tags.tolist() == tags_bc.tolist()
+    assert torch.equal(best, best_bc)
+    for path in torch.split(unpacked(tags, pack_index(lengths)), lengths):
+        assert is_valid(path.tolist(), n_labels, scheme)
 
 
 def test_marginals_are_probabilities():

@@ -17,9 +17,13 @@ from torch.nn.utils.rnn import PackedSequence
 
 NEG = -10000.0  # the score of anything forbidden: exp(NEG) == 0 in float32
 TINY = 1e-30  # the least sum of probabilities in the probability-space recursions
-# from this many tags on, log_partition runs in probability space (matrix
-# products) instead of broadcasting a (batch, tags, tags) tensor each step
-MATMUL_MIN_TAGS = 64
+# From this many tags on, no step broadcasts a (batch, tags, tags) tensor:
+# log_partition runs in probability space (matrix products) and viterbi splits
+# the transitions (`_BestPrevious`).
+MANY_TAGS = 64
+FEW_PREVS = 2  # next tags with at most this many allowed previous tags (I-X, L-X) are gathered
+PRUNE_TOP = 8  # viterbi tries the best this-many previous tags first (exactly; see _BestPrevious)
+CHUNK = 1 << 22  # elements of the largest temporary tensor in the fallback of _BestPrevious
 
 
 def constrain(scores: Tensor, allowed: Optional[Tensor]) -> Tensor:
@@ -55,7 +59,7 @@ def log_partition(
     missing), this is the log-sum over the paths consistent with the gold, and
     ``log_partition(all) - log_partition(gold)`` is the negative log-likelihood.
     """
-    if transitions.shape[0] >= MATMUL_MIN_TAGS:
+    if transitions.shape[0] >= MANY_TAGS:
         return _log_partition_matmul(emissions, transitions, start, end)
     n0 = int(emissions.batch_sizes[0])
     alpha = start + emissions.data[:n0]  # shape: (batch, tags)
@@ -129,9 +133,10 @@ def viterbi(
     """
     n0 = int(emissions.batch_sizes[0])
     score = start + emissions.data[:n0]  # shape: (batch, tags)
+    best_previous = _BestPrevious(transitions) if transitions.shape[0] >= MANY_TAGS else _broadcast_max(transitions)
     history = []
     for n, emit in _steps(emissions):
-        best, prev = (score[:n].unsqueeze(2) + transitions).max(dim=1)  # shape: (n, tags)
+        best, prev = best_previous(score[:n])  # shape: (n, tags)
         history.append(prev)
         score = torch.cat([best + emit, score[n:]])
     score = score + end
@@ -146,6 +151,73 @@ def viterbi(
         if t > 0:
             cur[:n] = history[t - 1].gather(1, cur[:n, None]).squeeze(1)
     return tags, _by_sequence(best_score, emissions)
+
+
+def _broadcast_max(transitions: Tensor):
+    """max and argmax over the previous tag of score[prev] + transitions[prev, next]."""
+    return lambda score: (score.unsqueeze(2) + transitions).max(dim=1)
+
+
+class _BestPrevious:
+    """`_broadcast_max` without a (batch, tags, tags) tensor, for many tags.
+
+    The scheme's constraints (transitions at NEG) split the next tags in two.
+    Those that few tags may precede (I-X and L-X: only B-X or I-X) take the
+    max over those few, gathered. The others (O, B-X, U-X) share one dense
+    block of transitions from the tags that may precede them; for each row,
+    the PRUNE_TOP best previous tags give a lower bound of every column's
+    max, and the column is settled when that bound is above what any other
+    previous tag could reach: the next best score plus the column's largest
+    transition. Rows with unsettled columns try 8 times as many previous
+    tags; what is still unsettled, rare once the model is trained, is
+    computed in full, in chunks. The result equals `_broadcast_max` for every tag some
+    allowed path reaches.
+    """
+
+    def __init__(self, transitions: Tensor):
+        allowed = transitions > NEG / 2
+        few = allowed.sum(dim=0) <= FEW_PREVS
+        self.few_cols, self.dense_cols = few.nonzero()[:, 0], (~few).nonzero()[:, 0]
+        n_few = min(FEW_PREVS, len(transitions))
+        # the allowed previous tags of each few column first, padded with forbidden ones (at NEG)
+        self.few_prev = allowed[:, self.few_cols].T.float().topk(n_few, dim=1).indices  # shape: (few, n_few)
+        self.few_trans = transitions[self.few_prev, self.few_cols[:, None]]
+        self.rows = allowed[:, self.dense_cols].any(dim=1).nonzero()[:, 0]
+        self.block = transitions[self.rows][:, self.dense_cols]  # shape: (rows, dense)
+        self.col_max = self.block.max(dim=0).values if len(self.rows) else self.block.new_zeros(0)
+
+    def __call__(self, score: Tensor) -> Tuple[Tensor, Tensor]:
+        best = score.new_empty(score.shape)
+        prev = torch.empty(score.shape, dtype=torch.long, device=score.device)
+        top, j = (score[:, self.few_prev] + self.few_trans).max(dim=2)  # shape: (n, few)
+        best[:, self.few_cols] = top
+        prev[:, self.few_cols] = self.few_prev.gather(1, j.T).T
+        if len(self.dense_cols):
+            top, at = self._dense(score[:, self.rows])
+            best[:, self.dense_cols] = top
+            prev[:, self.dense_cols] = self.rows[at]
+        return best, prev
+
+    def _dense(self, score: Tensor) -> Tuple[Tensor, Tensor]:
+        """max and argmax over the block's rows, for every row of score."""
+        n, rows = score.shape
+        top = score.new_empty(n, self.block.shape[1])
+        at = torch.zeros(top.shape, dtype=torch.long, device=score.device)
+        unsure = torch.ones(top.shape, dtype=torch.bool, device=score.device)
+        todo, k = torch.arange(n, device=score.device), PRUNE_TOP
+        while k <= rows // 8 and len(todo):  # the rows with unsure columns try 8 times as many
+            for part in todo.split(max(1, CHUNK // (k * self.block.shape[1]))):
+                first = score[part].topk(k + 1, dim=1)  # shape: (part, k + 1)
+                cand = first.values[:, :k, None] + self.block[first.indices[:, :k]]  # shape: (part, k, dense)
+                top[part], j = cand.max(dim=1)
+                at[part] = first.indices.gather(1, j)
+                unsure[part] = top[part] <= first.values[:, k:] + self.col_max
+            todo = todo[unsure[todo].any(dim=1)]
+            k *= 8
+        for pairs in unsure.nonzero().split(max(1, CHUNK // rows)):  # what no bound decided
+            r, c = pairs.T
+            top[r, c], at[r, c] = (score[r] + self.block[:, c].T).max(dim=1)
+        return top, at
 
 
 def marginals(
