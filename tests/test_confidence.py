@@ -38,7 +38,7 @@ def entity_probabilities_bf(em, trans, start, end):
 
 @pytest.mark.parametrize("scheme,n_labels", [("BILUO", 1), ("BIO", 2), ("BIO", 1)])
 @pytest.mark.parametrize("lengths", [[1], [4], [3, 5, 2]])
-def test_entity_probability_is_exact(scheme, n_labels, lengths):
+def test_entity_probability_is_exact(scheme, n_labels, lengths, crf_path):
     flat, trans, start, end = problem(sum(lengths), lengths, n_labels, scheme)
     pack = pack_index(lengths)
     lat = confidence.lattice(flat, pack, numpy.array(lengths), trans, start, end)
@@ -63,7 +63,7 @@ def test_entity_probability_is_exact(scheme, n_labels, lengths):
         offset += n
 
 
-def test_forward_backward_log_z_and_order():
+def test_forward_backward_log_z_and_order(crf_path):
     lengths = [2, 6, 1, 4]
     flat, trans, start, end = problem(3, lengths, 2, "BILUO")
     pack = pack_index(lengths)

@@ -46,15 +46,6 @@ def split(flat, lengths):
     return list(torch.split(flat, lengths))
 
 
-@pytest.fixture(params=["few", "many"])
-def crf_path(request, monkeypatch):
-    """Run a test with each of the CRF's two ways of computing (the ones for
-    many tags are used from MANY_TAGS tags on: matrix products in the forward,
-    gathered and blocked maxima in viterbi)."""
-    monkeypatch.setattr(crf_module, "MANY_TAGS", 1 if request.param == "many" else 10**9)
-    return request.param
-
-
 CASES = [([1], 3), ([3], 2), ([4, 2, 3], 3), ([2, 5, 1, 5], 2), ([3, 3], 4)]
 
 

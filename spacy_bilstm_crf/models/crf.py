@@ -9,6 +9,7 @@ Forbidden transitions and tags are expressed by setting their scores to
 Every function is batched: the only Python loop is over time steps. Results per
 sequence come back in the sequences' original order.
 """
+import copy
 from typing import Optional, Tuple
 
 import torch
@@ -18,12 +19,12 @@ from torch.nn.utils.rnn import PackedSequence
 NEG = -10000.0  # the score of anything forbidden: exp(NEG) == 0 in float32
 TINY = 1e-30  # the least sum of probabilities in the probability-space recursions
 # From this many tags on, no step broadcasts a (batch, tags, tags) tensor:
-# log_partition runs in probability space (matrix products) and viterbi splits
-# the transitions (`_BestPrevious`).
+# log_partition runs in probability space, and the products there and the
+# Viterbi max split the transition matrix by the scheme's constraints (`_Split`).
 MANY_TAGS = 64
 FEW_PREVS = 2  # next tags with at most this many allowed previous tags (I-X, L-X) are gathered
-PRUNE_TOP = 8  # viterbi tries the best this-many previous tags first (exactly; see _BestPrevious)
-CHUNK = 1 << 22  # elements of the largest temporary tensor in the fallback of _BestPrevious
+PRUNE_TOP = 8  # viterbi tries the best this-many previous tags first (exactly; see _Split)
+CHUNK = 1 << 22  # elements of the largest temporary tensor in the fallback of _Split.best_previous
 
 
 def constrain(scores: Tensor, allowed: Optional[Tensor]) -> Tensor:
@@ -96,12 +97,15 @@ def _normalized(x: Tensor, log_scale: Tensor) -> Tuple[Tensor, Tensor]:
     return x / total, log_scale + torch.log(total)
 
 
-def _in_probability_space(emissions: PackedSequence, transitions: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+def _in_probability_space(emissions: PackedSequence, transitions: Tensor):
     """(trans, t_max, emit, row_max): exp of the transitions shifted by their
-    max, and of each token's emissions shifted by the token's max."""
+    max (as a `_Matrix`, or from MANY_TAGS tags on a `_Split`, which multiply
+    by it), and of each token's emissions shifted by the token's max."""
     t_max = transitions.max()
     row_max = emissions.data.max(dim=1, keepdim=True).values
-    return torch.exp(transitions - t_max), t_max, torch.exp(emissions.data - row_max), row_max
+    many = transitions.shape[0] >= MANY_TAGS
+    trans = _Split(transitions).exp(t_max) if many else _Matrix(torch.exp(transitions - t_max))
+    return trans, t_max, torch.exp(emissions.data - row_max), row_max
 
 
 def _forward_messages(emissions: PackedSequence, start: Tensor, scaled: Tuple[Tensor, Tensor, Tensor, Tensor]):
@@ -118,7 +122,7 @@ def _forward_messages(emissions: PackedSequence, start: Tensor, scaled: Tuple[Te
     offset = sizes[0]
     for n in sizes[1:]:
         rows = slice(offset, offset + n)
-        a, log_a = _normalized((a[:n] @ trans) * emit[rows], log_a[:n] + t_max + row_max[rows])
+        a, log_a = _normalized(trans.times(a[:n]) * emit[rows], log_a[:n] + t_max + row_max[rows])
         yield a, log_a
         offset += n
 
@@ -133,7 +137,8 @@ def viterbi(
     """
     n0 = int(emissions.batch_sizes[0])
     score = start + emissions.data[:n0]  # shape: (batch, tags)
-    best_previous = _BestPrevious(transitions) if transitions.shape[0] >= MANY_TAGS else _broadcast_max(transitions)
+    many = transitions.shape[0] >= MANY_TAGS
+    best_previous = _Split(transitions).best_previous if many else _broadcast_max(transitions)
     history = []
     for n, emit in _steps(emissions):
         best, prev = best_previous(score[:n])  # shape: (n, tags)
@@ -158,49 +163,84 @@ def _broadcast_max(transitions: Tensor):
     return lambda score: (score.unsqueeze(2) + transitions).max(dim=1)
 
 
-class _BestPrevious:
-    """`_broadcast_max` without a (batch, tags, tags) tensor, for many tags.
+class _Matrix:
+    """A (tags, tags) matrix M of `_in_probability_space`: x @ M and x @ M.T."""
 
-    The scheme's constraints (transitions at NEG) split the next tags in two.
-    Those that few tags may precede (I-X and L-X: only B-X or I-X) take the
-    max over those few, gathered. The others (O, B-X, U-X) share one dense
-    block of transitions from the tags that may precede them; for each row,
-    the PRUNE_TOP best previous tags give a lower bound of every column's
-    max, and the column is settled when that bound is above what any other
-    previous tag could reach: the next best score plus the column's largest
-    transition. Rows with unsettled columns try 8 times as many previous
-    tags; what is still unsettled, rare once the model is trained, is
-    computed in full, in chunks. The result equals `_broadcast_max` for every tag some
-    allowed path reaches.
+    def __init__(self, matrix: Tensor):
+        self.matrix = matrix
+
+    def times(self, x: Tensor) -> Tensor:
+        return x @ self.matrix
+
+    def times_transposed(self, x: Tensor) -> Tensor:
+        return x @ self.matrix.T
+
+
+class _Split:
+    """A (tags, tags) transition matrix split by the tag scheme's constraints
+    (entries at NEG), for many tags: no product or max over it builds a
+    (batch, tags, tags) tensor or touches the forbidden half of the matrix.
+
+    The next tags that few tags may precede (I-X and L-X: only B-X or I-X)
+    keep those few entries, gathered; the others (O, B-X, U-X) share one
+    dense block, from the tags that may precede any of them. Products with
+    the matrix (`times`, in probability space) multiply by the block and sum
+    the gathered entries. The max over the previous tag (`best_previous`,
+    the Viterbi step) is pruned in the block: for each row, the PRUNE_TOP
+    best previous tags give a lower bound of every column's max, and the
+    column is settled when that bound is above what any other previous tag
+    could reach: the next best score plus the column's largest transition.
+    Rows with unsettled columns try 8 times as many previous tags; what is
+    still unsettled, rare once the model is trained, is computed in full,
+    in chunks. The result equals `_broadcast_max` for every tag some allowed
+    path reaches.
     """
 
     def __init__(self, transitions: Tensor):
         allowed = transitions > NEG / 2
         few = allowed.sum(dim=0) <= FEW_PREVS
+        self.n_tags = len(transitions)
         self.few_cols, self.dense_cols = few.nonzero()[:, 0], (~few).nonzero()[:, 0]
-        n_few = min(FEW_PREVS, len(transitions))
+        self.order = torch.cat([self.few_cols, self.dense_cols]).argsort()  # (few | dense) columns -> tag order
+        n_few = min(FEW_PREVS, self.n_tags)
         # the allowed previous tags of each few column first, padded with forbidden ones (at NEG)
         self.few_prev = allowed[:, self.few_cols].T.float().topk(n_few, dim=1).indices  # shape: (few, n_few)
-        self.few_trans = transitions[self.few_prev, self.few_cols[:, None]]
+        self.few = transitions[self.few_prev, self.few_cols[:, None]]  # shape: (few, n_few)
         self.rows = allowed[:, self.dense_cols].any(dim=1).nonzero()[:, 0]
         self.block = transitions[self.rows][:, self.dense_cols]  # shape: (rows, dense)
-        self.col_max = self.block.max(dim=0).values if len(self.rows) else self.block.new_zeros(0)
 
-    def __call__(self, score: Tensor) -> Tuple[Tensor, Tensor]:
-        best = score.new_empty(score.shape)
-        prev = torch.empty(score.shape, dtype=torch.long, device=score.device)
-        top, j = (score[:, self.few_prev] + self.few_trans).max(dim=2)  # shape: (n, few)
-        best[:, self.few_cols] = top
-        prev[:, self.few_cols] = self.few_prev.gather(1, j.T).T
+    def exp(self, shift: Tensor) -> "_Split":
+        """The same split of exp(transitions - shift): forbidden entries are 0."""
+        out = copy.copy(self)
+        out.few, out.block = torch.exp(self.few - shift), torch.exp(self.block - shift)
+        return out
+
+    def times(self, x: Tensor) -> Tensor:
+        """x @ matrix, for x of shape (n, tags)."""
+        few = (x[:, self.few_prev] * self.few).sum(dim=2)  # shape: (n, few)
+        return torch.cat([few, x[:, self.rows] @ self.block], dim=1)[:, self.order]
+
+    def times_transposed(self, x: Tensor) -> Tensor:
+        """x @ matrix.T, for x of shape (n, tags)."""
+        n = x.shape[0]
+        out = x.new_zeros(n, self.n_tags).index_add(1, self.rows, x[:, self.dense_cols] @ self.block.T)
+        few = (x[:, self.few_cols, None] * self.few).reshape(n, -1)
+        return out.index_add(1, self.few_prev.reshape(-1), few)
+
+    def best_previous(self, score: Tensor) -> Tuple[Tensor, Tensor]:
+        """max and argmax over the previous tag of score[prev] + matrix[prev, next]."""
+        top, j = (score[:, self.few_prev] + self.few).max(dim=2)  # shape: (n, few)
+        few_prev = self.few_prev.gather(1, j.T).T
         if len(self.dense_cols):
-            top, at = self._dense(score[:, self.rows])
-            best[:, self.dense_cols] = top
-            prev[:, self.dense_cols] = self.rows[at]
-        return best, prev
+            block_top, at = self._block_max(score[:, self.rows])
+            top, prev = torch.cat([top, block_top], dim=1), torch.cat([few_prev, self.rows[at]], dim=1)
+            return top[:, self.order], prev[:, self.order]
+        return top, few_prev
 
-    def _dense(self, score: Tensor) -> Tuple[Tensor, Tensor]:
+    def _block_max(self, score: Tensor) -> Tuple[Tensor, Tensor]:
         """max and argmax over the block's rows, for every row of score."""
         n, rows = score.shape
+        col_max = self.block.max(dim=0).values
         top = score.new_empty(n, self.block.shape[1])
         at = torch.zeros(top.shape, dtype=torch.long, device=score.device)
         unsure = torch.ones(top.shape, dtype=torch.bool, device=score.device)
@@ -211,7 +251,7 @@ class _BestPrevious:
                 cand = first.values[:, :k, None] + self.block[first.indices[:, :k]]  # shape: (part, k, dense)
                 top[part], j = cand.max(dim=1)
                 at[part] = first.indices.gather(1, j)
-                unsure[part] = top[part] <= first.values[:, k:] + self.col_max
+                unsure[part] = top[part] <= first.values[:, k:] + col_max
             todo = todo[unsure[todo].any(dim=1)]
             k *= 8
         for pairs in unsure.nonzero().split(max(1, CHUNK // rows)):  # what no bound decided
@@ -288,7 +328,7 @@ def forward_backward(
     betas, beta_scales = [b], [log_b]
     for t in range(len(sizes) - 2, -1, -1):
         m, rows = sizes[t + 1], slice(offsets[t + 1], offsets[t + 1] + sizes[t + 1])
-        b, log_b = _normalized((b * emit[rows]) @ trans.T, log_b + t_max + row_max[rows])
+        b, log_b = _normalized(trans.times_transposed(b * emit[rows]), log_b + t_max + row_max[rows])
         extra = sizes[t] - m  # sequences ending at step t
         b = torch.cat([b, b_end.expand(extra, -1)])
         log_b = torch.cat([log_b, log_b_end.expand(extra, 1)])
