@@ -108,7 +108,7 @@ def _in_probability_space(emissions: PackedSequence, transitions: Tensor):
     return trans, t_max, torch.exp(emissions.data - row_max), row_max
 
 
-def _forward_messages(emissions: PackedSequence, start: Tensor, scaled: Tuple[Tensor, Tensor, Tensor, Tensor]):
+def _forward_messages(emissions: PackedSequence, start: Tensor, scaled: tuple):
     """Yield the forward messages step by step, in probability space: (a,
     log_a) for the sequences still running at the step, a's rows summing to
     1 and the forward log-message log(a) + log_a (emission included). One
