@@ -153,8 +153,8 @@ def test_many_tags_viterbi_matches_broadcast(scheme, prune_top, scale, monkeypat
     on the doc are) it finds the same paths and scores as the broadcast max.
     Scale 0 gives every tag the same emission (an untrained model), 6 a
     confident one, where pruning decides almost every column; with 70 labels
-    (141 tags that may precede O, B-X or U-X) prune_top 1 and 2 try two
-    rounds, 8 one."""
+    (141 tags that may precede O, B-X and, in BILUO, U-X) prune_top 1 and 2
+    try two rounds, 8 one."""
     n_labels = 70
     k = n_tags(n_labels, scheme)
     lengths = [7, 1, 12, 3, 9, 9]

@@ -208,11 +208,14 @@ class _Split:
         self.few = transitions[self.few_prev, self.few_cols[:, None]]  # shape: (few, n_few)
         self.rows = allowed[:, self.dense_cols].any(dim=1).nonzero()[:, 0]
         self.block = transitions[self.rows][:, self.dense_cols]  # shape: (rows, dense)
+        self.col_max = self.block.max(dim=0).values if len(self.rows) else None  # the bound of best_previous
 
     def exp(self, shift: Tensor) -> "_Split":
-        """The same split of exp(transitions - shift): forbidden entries are 0."""
+        """The same split of exp(transitions - shift): forbidden entries are 0.
+        It only multiplies (`times`): no bound of log scores is kept."""
         out = copy.copy(self)
         out.few, out.block = torch.exp(self.few - shift), torch.exp(self.block - shift)
+        out.col_max = None
         return out
 
     def times(self, x: Tensor) -> Tensor:
@@ -240,7 +243,6 @@ class _Split:
     def _block_max(self, score: Tensor) -> Tuple[Tensor, Tensor]:
         """max and argmax over the block's rows, for every row of score."""
         n, rows = score.shape
-        col_max = self.block.max(dim=0).values
         top = score.new_empty(n, self.block.shape[1])
         at = torch.zeros(top.shape, dtype=torch.long, device=score.device)
         unsure = torch.ones(top.shape, dtype=torch.bool, device=score.device)
@@ -251,7 +253,7 @@ class _Split:
                 cand = first.values[:, :k, None] + self.block[first.indices[:, :k]]  # shape: (part, k, dense)
                 top[part], j = cand.max(dim=1)
                 at[part] = first.indices.gather(1, j)
-                unsure[part] = top[part] <= first.values[:, k:] + col_max
+                unsure[part] = top[part] <= first.values[:, k:] + self.col_max
             todo = todo[unsure[todo].any(dim=1)]
             k *= 8
         for pairs in unsure.nonzero().split(max(1, CHUNK // rows)):  # what no bound decided
