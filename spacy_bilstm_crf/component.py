@@ -23,8 +23,8 @@ from .models import crf, vocab_embed
 from .models.packing import pack_index, packed, unpacked
 from .models.tagger import resize_output, sequence_lengths
 from .tags import (
-    IOB_B, IOB_I, MISSING, NO_LABEL, UNKNOWN_LABEL, allowed_transitions, check_scheme,
-    entity_chains, iob_to_tag_ids, n_tags, split_entities_at, tag_ids_to_spans, tag_names,
+    IOB_B, IOB_I, MISSING, NO_LABEL, UNKNOWN_LABEL, allowed_transitions, check_scheme, entity_chains,
+    iob_to_tag_ids, n_tags, split_entities_at, tag_ids_to_spans, tag_names, tag_prefix_and_label,
 )
 
 DEFAULT_BILSTM_CRF_MODEL_CONFIG = """
@@ -129,9 +129,10 @@ class BiLSTMCRFNER(TrainablePipe):
         self.name = name
         self.cfg: Dict = {"labels": [], "scheme": check_scheme(scheme), "spans_key": spans_key,
                           "alternatives_threshold": alternatives_threshold,
-                          "incorrect_spans_key": incorrect_spans_key}
+                          "incorrect_spans_key": incorrect_spans_key, "untrained_labels": []}
         self.scorer = scorer
         self._n_updates = 0
+        self._rehearsal_model: Optional[Model] = None  # set by nlp.resume_training()
 
     @property
     def labels(self) -> Tuple[str, ...]:
@@ -153,12 +154,22 @@ class BiLSTMCRFNER(TrainablePipe):
     def is_initialized(self) -> bool:
         return self.model.get_ref("output").has_param("W")
 
+    @property
+    def untrained_labels(self) -> Tuple[str, ...]:
+        """Labels no update has had a gold entity of yet: never predicted, so
+        a label added to a trained model (by `add_label`, or met on a doc)
+        leaves its predictions as they were until it is trained."""
+        return tuple(self.cfg.get("untrained_labels", ()))
+
     def add_label(self, label: str) -> int:
         if not isinstance(label, str) or not label.strip() or label != "".join(label.split()) or label in ("O", "-"):
             raise ValueError(Errors.E002.format(label=label))
+        if label.startswith("!"):
+            raise ValueError(Errors.E011.format(label=label))
         if label in self.cfg["labels"]:
             return 0
         self.cfg["labels"].append(label)
+        self.cfg.setdefault("untrained_labels", []).append(label)
         self.vocab.strings.add(label)
         if self.is_initialized:
             resize_output(self.model, n_tags(len(self.labels), self.scheme))
@@ -184,6 +195,22 @@ class BiLSTMCRFNER(TrainablePipe):
         self.model.set_dim("nO", n_tags(len(self.labels), self.scheme), force=True)
         self.model.initialize(X=sample)
         self._init_tag_prior(get_examples)
+
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "BiLSTMCRFNER":
+        super().from_bytes(bytes_data, exclude=exclude)
+        self._add_label_strings()
+        return self
+
+    def from_disk(self, path, *, exclude: Iterable[str] = tuple()) -> "BiLSTMCRFNER":
+        super().from_disk(path, exclude=exclude)
+        self._add_label_strings()
+        return self
+
+    def _add_label_strings(self) -> None:
+        """The labels in the vocab's strings also when the vocab was not loaded
+        with the component (as spaCy's ner)."""
+        for label in self.labels:
+            self.vocab.strings.add(label)
 
     @property
     def spans_key(self) -> Optional[str]:
@@ -239,10 +266,43 @@ class BiLSTMCRFNER(TrainablePipe):
         if not any(len(eg.predicted) for eg in examples):
             return losses
         self._add_labels_of([eg.reference for eg in examples])
+        if self.untrained_labels:
+            trained = {ent.label_ for eg in examples for ent in eg.reference.ents}
+            self.cfg["untrained_labels"] = [label for label in self.untrained_labels if label not in trained]
         set_dropout_rate(self.model, drop)
         self._n_updates += 1
         scores, backprop = self.model.begin_update([eg.predicted for eg in examples])
         loss, d_scores, d_crf = self._loss(examples, scores)
+        backprop(d_scores)
+        crf_layer = self.model.get_ref("crf")
+        for name, grad in d_crf.items():
+            crf_layer.inc_grad(name, grad)
+        if sgd is not None:
+            self.finish_update(sgd)
+        losses[self.name] += loss
+        return losses
+
+    def rehearse(
+        self, examples: Iterable[Example], *, drop: float = 0.0,
+        sgd: Optional[Callable] = None, losses: Optional[Dict[str, float]] = None,
+    ) -> Dict[str, float]:
+        """Teach the model to keep predicting what the model it had at
+        `nlp.resume_training()` predicts on these examples' texts (against
+        "catastrophic forgetting" while training on new data): minimizes the
+        KL divergence from that model's distribution over tag sequences to
+        this one's. The loss recorded is the divergence per token."""
+        if losses is None:
+            losses = {}
+        losses.setdefault(self.name, 0.0)
+        examples = list(examples)
+        validate_examples(examples, "BiLSTMCRFNER.rehearse")
+        docs = [eg.predicted for eg in examples]
+        if self._rehearsal_model is None or not any(len(doc) for doc in docs):
+            return losses
+        tutor_scores = self._rehearsal_model.predict(docs)
+        set_dropout_rate(self.model, drop)
+        scores, backprop = self.model.begin_update(docs)
+        loss, d_scores, d_crf = self._rehearse_loss(docs, scores, tutor_scores)
         backprop(d_scores)
         crf_layer = self.model.get_ref("crf")
         for name, grad in d_crf.items():
@@ -288,19 +348,60 @@ class BiLSTMCRFNER(TrainablePipe):
         for label in sorted({ent.label_ for doc in docs for ent in doc.ents} - known):
             self.add_label(label)
 
-    def _transition_scores(self) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Leaf tensors of the CRF parameters (zeros without a CRF)."""
-        layer = self.model.get_ref("crf")
-        use_crf = self.model.attrs["use_crf"]
+    def _transition_scores(self, model: Optional[Model] = None) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Leaf tensors of the CRF parameters (zeros without a CRF) of the
+        component's model, or of another with the same architecture."""
+        model = self.model if model is None else model
+        layer = model.get_ref("crf")
+        use_crf = model.attrs["use_crf"]
         return tuple(
-            torch.from_numpy(self.model.ops.to_numpy(layer.get_param(name))).requires_grad_(use_crf)
+            torch.from_numpy(model.ops.to_numpy(layer.get_param(name))).requires_grad_(use_crf)
             if use_crf else torch.zeros(layer.get_param(name).shape)
             for name in ("transitions", "start", "end")
         )
 
     def _constrained(self, transitions, start, end):
-        allowed = _allowed_transitions(len(self.labels), self.scheme)
+        n_labels = (len(start) - 1) // (n_tags(1, self.scheme) - 1)
+        allowed = _allowed_transitions(n_labels, self.scheme)
         return tuple(crf.constrain(x, ok) for x, ok in zip((transitions, start, end), allowed))
+
+    def _rehearse_loss(self, docs: List[Doc], scores: List[Floats2d], tutor_scores: List[Floats2d]):
+        """KL(tutor || model) over each sequence's tag sequences, under the
+        constraints of prediction, and its gradients. Tags the tutor lacks
+        (labels added since) have probability 0 under it."""
+        lengths = sequence_lengths(docs, self.model.attrs["max_length"])
+        pack = pack_index(lengths)
+        allowed = self._forced(docs, lengths)
+        flat = self._emissions(scores, requires_grad=True)
+        n_tutor = tutor_scores[0].shape[1]
+
+        def chain(model, emissions, allowed):
+            params = self._transition_scores(model)
+            if not model.attrs["use_crf"]:
+                emissions = torch.log_softmax(emissions, dim=1)
+            return packed(crf.constrain(emissions, allowed), pack), params, self._constrained(*params)
+
+        def expected_score(seq, params, counts):
+            return sum((count * x).sum() for count, x in zip(counts, (seq.data, *params)))
+
+        tutor_seq, tutor_params, tutor_trans = chain(
+            self._rehearsal_model, self._emissions(tutor_scores, requires_grad=False),
+            None if allowed is None else allowed[:, :n_tutor])
+        counts = crf.expectations(tutor_seq, *tutor_trans)
+        tutor_log_z = crf.log_partition(tutor_seq, *tutor_trans).sum()
+        tutor_entropy = tutor_log_z - expected_score(tutor_seq, tutor_params, counts)
+        n_tags_ = flat.shape[1]
+        new = n_tags_ - n_tutor
+        counts = [torch.nn.functional.pad(c, [0, new, 0, new] if c is counts[1] else [0, new]) for c in counts]
+        seq, params, trans = chain(self.model, flat, allowed)
+        cross_entropy = crf.log_partition(seq, *trans).sum() - expected_score(seq, params, counts)
+        loss = (cross_entropy - tutor_entropy) / len(flat)
+        loss.backward()
+        d_scores = self.model.ops.unflatten(self.model.ops.asarray2f(flat.grad.numpy()), [len(doc) for doc in docs])
+        d_crf = {}
+        if self.model.attrs["use_crf"]:
+            d_crf = {n: self.model.ops.asarray(p.grad.numpy()) for n, p in zip(("transitions", "start", "end"), params)}
+        return loss.item(), d_scores, d_crf
 
     def _emissions(self, scores: List[Floats2d], requires_grad: bool) -> torch.Tensor:
         flat = torch.from_numpy(numpy.ascontiguousarray(self.model.ops.to_numpy(self.model.ops.flatten(scores))))
@@ -343,19 +444,23 @@ class BiLSTMCRFNER(TrainablePipe):
 
     def _forced(self, docs: List[Doc], lengths: numpy.ndarray) -> Optional[torch.Tensor]:
         """Which tags each token may take, or None when all may: entities on
-        the doc keep their tags, blocked tokens stay O, and no entity starts on
-        a whitespace token (as in spaCy's ner)."""
+        the doc keep their tags, blocked tokens stay O, no entity starts on
+        a whitespace token (as in spaCy's ner), and no untrained label is
+        predicted."""
         arrays = [doc.to_array([ENT_IOB, ENT_TYPE, IS_SPACE]).astype(numpy.uint64) for doc in docs if len(doc)]
         iob, types, space = numpy.concatenate(arrays).T
         preset = (iob == IOB_B) | (iob == IOB_I)
-        if not preset.any() and not space.any():
+        untrained = self.untrained_labels
+        if not preset.any() and not space.any() and not untrained:
             return None
         ids = iob_to_tag_ids(iob, self._label_index(types), self.scheme)
         ids = numpy.where(preset, ids, MISSING)
         ids = split_entities_at(ids, numpy.cumsum(lengths) - lengths, self.scheme)
         allowed = _one_hot(ids, n_tags(len(self.labels), self.scheme))
-        starts_entity = numpy.isin(numpy.array([t[:1] for t in self.tags]), ["B", "U"])
-        allowed[(space == 1) & ~preset] &= ~starts_entity
+        prefix, label = tag_prefix_and_label(len(self.labels), self.scheme)
+        allowed[(space == 1) & ~preset] &= ~numpy.isin(prefix, ["B", "U"])
+        if untrained:
+            allowed[~preset] &= ~numpy.isin(label, [self.labels.index(name) for name in untrained])
         return torch.from_numpy(allowed)
 
     def _label_index(self, types: numpy.ndarray) -> numpy.ndarray:

@@ -6,9 +6,6 @@ class Warnings(metaclass=ErrorsWithCodes):
     W001 = ("The {name} component was initialized with no entity labels: it will "
             "predict no entities. Pass training examples with entities, or call "
             "`add_label` before `nlp.initialize()`.")
-    W002 = ("{count} gold entit{ies} in this batch carry labels the {name} component "
-            "does not know ({labels}); their tokens are treated as unannotated. Add "
-            "the labels before `nlp.initialize()` (e.g. with `spacy init labels`).")
 
 
 class Errors(metaclass=ErrorsWithCodes):
@@ -35,6 +32,9 @@ class Errors(metaclass=ErrorsWithCodes):
     E010 = ("The span '{text}' ({start}-{end}, {label}) is both a gold entity and in "
             "doc.spans['{key}'], the spans marked as incorrect (`incorrect_spans_key`). "
             "Remove it from one of them.")
+    E011 = ("The label notation {label!r} (a '!' before a label) is not supported: to "
+            "say that a span is not an entity of a label, put it in doc.spans[KEY] with "
+            "that label and create the component with `incorrect_spans_key = KEY`.")
 
 
 class FormatError(ValueError):

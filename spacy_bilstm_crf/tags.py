@@ -37,7 +37,7 @@ def n_tags(n_labels: int, scheme: str) -> int:
     return 1 + len(SCHEMES[check_scheme(scheme)]) * n_labels
 
 
-def _prefix_and_label(n_labels: int, scheme: str) -> Tuple[numpy.ndarray, numpy.ndarray]:
+def tag_prefix_and_label(n_labels: int, scheme: str) -> Tuple[numpy.ndarray, numpy.ndarray]:
     """For each tag id: its prefix letter ("O", "B", ...) and label index (-1 for O)."""
     prefixes = SCHEMES[check_scheme(scheme)]
     prefix = numpy.array(["O"] + list(prefixes) * n_labels)
@@ -54,7 +54,7 @@ def allowed_transitions(
     iff its first tag is allowed at start, every consecutive pair is allowed and
     its last tag is allowed at the end.
     """
-    prefix, label = _prefix_and_label(n_labels, scheme)
+    prefix, label = tag_prefix_and_label(n_labels, scheme)
     same = label[:, None] == label[None, :]
     prev, nxt = prefix[:, None], prefix[None, :]
     if scheme == "BILUO":

@@ -85,8 +85,11 @@ def train_small_pipeline(path, n_iter=80, sentencizer=True):
 
 
 def randomize_params(ner, scale, seed):
-    """Random output and CRF parameters, so decoding sees real choices."""
+    """Random output and CRF parameters, so decoding sees real choices; every
+    label counts as trained (untrained labels are never predicted)."""
     import numpy
+
+    ner.cfg["untrained_labels"] = []
 
     rng = numpy.random.default_rng(seed)
     for layer in (ner.model.get_ref("output"), ner.model.get_ref("crf")):

@@ -278,6 +278,112 @@ def test_whitespace_tokens_do_not_start_entities(trained):
         assert not ent[0].is_space
 
 
+def copy_of(nlp):
+    copy = spacy.blank("en")
+    copy.add_pipe("bilstm_crf_ner")
+    return copy.from_bytes(nlp.to_bytes())
+
+
+TEXTS = [text for text, _ in TRAIN_DATA] + ["Shaka Khan flew to Rome.", "My dog Rex barks."]
+
+
+def test_new_label_is_not_predicted_until_trained(trained, tmp_path):
+    """As spaCy's test_overfitting_IO: adding a label leaves the predictions
+    as they were, however the label comes (add_label, or a preset entity of
+    an entity_ruler), until an update has a gold entity of it."""
+    nlp = copy_of(trained[0])
+    ner = nlp.get_pipe("bilstm_crf_ner")
+    before = [ents(nlp(text)) for text in TEXTS]
+    assert "ANIMAL" not in ner.untrained_labels
+    ner.add_label("ANIMAL")
+    assert ner.untrained_labels[-1] == "ANIMAL"
+    assert [ents(nlp(text)) for text in TEXTS] == before
+    ruler = nlp.add_pipe("entity_ruler", first=True)
+    ruler.add_patterns([{"label": "PRODUCT", "pattern": "Monday"}])
+    assert ents(nlp(TEXTS[2])) == before[2] + [(31, 37, "PRODUCT")]
+    nlp.remove_pipe("entity_ruler")
+    assert ner.untrained_labels[-2:] == ("ANIMAL", "PRODUCT")
+    assert [ents(nlp(text)) for text in TEXTS] == before
+    nlp.to_disk(tmp_path)
+    assert spacy.load(tmp_path).get_pipe("bilstm_crf_ner").untrained_labels == ner.untrained_labels
+    optimizer = nlp.resume_training()
+    nlp.update(make_examples(nlp, [("My dog Rex barks.", [(7, 10, "ANIMAL")])]), sgd=optimizer)
+    assert "ANIMAL" not in ner.untrained_labels and "PRODUCT" in ner.untrained_labels
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_untrained_depth_0_cnn_predicts_nothing(seed):
+    """Without the BiLSTM the emission scores are not bounded; no untrained
+    label is predicted all the same."""
+    fix_random_seed(seed)
+    nlp = spacy.blank("en")
+    config = {"model": {"depth": 0, "tok2vec": {"char_encoder": {"@architectures": "spacy_bilstm_crf.CharCNN.v1"}}}}
+    nlp.add_pipe("bilstm_crf_ner", config=config).add_label("MY_LABEL")
+    nlp.initialize()
+    doc = nlp("John is watching the news about Croatia's elections")
+    assert [t.ent_iob_ for t in doc] == ["O"] * len(doc)
+
+
+def test_rehearse_keeps_what_the_model_predicted(trained):
+    """Training on a new label alone makes the model forget the old ones;
+    rehearsing on texts alone (nlp.rehearse, after nlp.resume_training) keeps
+    its predictions there, and the new label is learned all the same."""
+    kept = {}
+    for rehearse in (False, True):
+        nlp = copy_of(trained[0])
+        before = [ents(nlp(text)) for text in TEXTS]
+        optimizer = nlp.resume_training()
+        raw = [Example(nlp.make_doc(text), nlp.make_doc(text)) for text, _ in TRAIN_DATA]
+        losses = nlp.rehearse(raw, sgd=optimizer, losses={})
+        assert 0 <= losses["bilstm_crf_ner"] < 1e-3  # the model is its own tutor yet
+        animal = [("My dog Rex barks.", [(7, 10, "ANIMAL")]), ("Her cat Tom sleeps.", [(8, 11, "ANIMAL")])]
+        for _ in range(40):
+            nlp.update(make_examples(nlp, animal), sgd=optimizer)
+            if rehearse:
+                losses = nlp.rehearse(raw, sgd=optimizer, losses={})
+        after = [ents(nlp(text)) for text in TEXTS]
+        assert after[-1] == [(7, 10, "ANIMAL")]
+        kept[rehearse] = sum(a == b for a, b in zip(before[:4], after[:4]))
+    assert kept == {False: 0, True: 4}
+
+
+def test_rehearse_without_resume_training_does_nothing(trained):
+    nlp = copy_of(trained[0])
+    weights = nlp.get_pipe("bilstm_crf_ner").model.get_ref("output").get_param("W").copy()
+    raw = [Example(nlp.make_doc(text), nlp.make_doc(text)) for text in TEXTS]
+    assert nlp.rehearse(raw, sgd=nlp.create_optimizer(), losses={}) == {"bilstm_crf_ner": 0.0}
+    numpy.testing.assert_array_equal(nlp.get_pipe("bilstm_crf_ner").model.get_ref("output").get_param("W"), weights)
+
+
+def test_pipeline_pickles(trained):
+    """What nlp.pipe(n_process=2) needs where processes are spawned
+    (macOS, Windows)."""
+    import pickle
+
+    nlp = trained[0]
+    assert [ents(d) for d in pickle.loads(pickle.dumps(nlp)).pipe(TEXTS)] == [ents(nlp(t)) for t in TEXTS]
+
+
+def test_negative_label_notation_is_refused():
+    """As spaCy (E869): "!PERSON" in the gold is no label; incorrect spans go
+    in doc.spans with incorrect_spans_key."""
+    nlp = spacy.blank("en")
+    ner = nlp.add_pipe("bilstm_crf_ner")
+    optimizer = nlp.initialize(lambda: make_examples(nlp))
+    example = Example.from_dict(nlp.make_doc("I like London."), {"entities": [(7, 13, "!LOC")]})
+    with pytest.raises(ValueError, match="incorrect_spans_key"):
+        nlp.update([example], sgd=optimizer)
+    assert "!LOC" not in ner.labels
+
+
+def test_labels_reach_the_strings_without_the_vocab(trained):
+    """As spaCy's test_serialize_parser_strings."""
+    data = trained[0].get_pipe("bilstm_crf_ner").to_bytes(exclude=["vocab"])
+    nlp = spacy.blank("en")
+    nlp.add_pipe("bilstm_crf_ner").from_bytes(data, exclude=["vocab"])
+    assert all(label in nlp.vocab.strings for label in ("LOC", "ORG", "PERSON"))
+
+
 def test_resize_keeps_training():
     nlp = spacy.blank("en")
     ner = nlp.add_pipe("bilstm_crf_ner")

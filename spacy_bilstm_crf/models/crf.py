@@ -270,12 +270,21 @@ def marginals(
     The gradient of log Z with respect to the emissions is exactly the matrix of
     marginal probabilities (the forward-backward identity).
     """
+    return expectations(emissions, transitions, start, end, emissions_only=True)[0]
+
+
+def expectations(
+    emissions: PackedSequence, transitions: Tensor, start: Tensor, end: Tensor, emissions_only: bool = False
+) -> Tuple[Tensor, ...]:
+    """The expected use of every score under the CRF's distribution over the
+    batch's tag sequences: the gradients of log Z with respect to the emissions
+    (the marginals, packed order), and unless emissions_only the transitions,
+    start and end (expected counts summed over the batch)."""
     with torch.enable_grad():
-        data = emissions.data.detach().requires_grad_(True)
-        seq = PackedSequence(data, emissions.batch_sizes, emissions.sorted_indices, emissions.unsorted_indices)
-        log_z = log_partition(seq, transitions.detach(), start.detach(), end.detach())
-        (grad,) = torch.autograd.grad(log_z.sum(), data)
-    return grad
+        inputs = [x.detach().requires_grad_(True) for x in (emissions.data, transitions, start, end)]
+        seq = PackedSequence(inputs[0], emissions.batch_sizes, emissions.sorted_indices, emissions.unsorted_indices)
+        log_z = log_partition(seq, *inputs[1:])
+        return torch.autograd.grad(log_z.sum(), inputs[:1] if emissions_only else inputs)
 
 
 def path_score(

@@ -121,11 +121,21 @@ def _crf_params(nO: Optional[int]) -> Model:
     so that they are optimized and serialized with the rest of the model."""
     return Model(
         "crf",
-        lambda model, X, is_train: (X, lambda dY: dY),
+        _hold_params,
         init=_init_crf,
         params={"transitions": None, "start": None, "end": None},
         dims={"nO": nO},
     )
+
+
+def _hold_params(model: Model, X, is_train: bool):
+    """The parameter holder's forward: the identity (a named function, so that
+    the model pickles, e.g. for nlp.pipe(n_process=2) under spawn)."""
+    return X, _identity
+
+
+def _identity(dY):
+    return dY
 
 
 def _init_crf(model: Model, X=None, Y=None) -> None:
