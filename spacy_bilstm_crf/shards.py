@@ -15,6 +15,7 @@ A single .jsonl or .parquet file is written at the end, in plan order.
 import base64
 import datetime
 import decimal
+import hashlib
 import json
 import os
 import re
@@ -199,27 +200,36 @@ class ShardFolder(Sink):
 
 
 class BratFolder(ShardFolder):
-    """NAME.txt + NAME.ann per document (NAME: the id, made a safe relative
-    path), a marker per partition, annotation.conf at the end."""
+    """NAME.txt + NAME.ann per document (NAME: `brat_name` of the id), a
+    marker per partition, annotation.conf at the end. A job starts only in a
+    folder without BRAT documents (they may hold annotations) unless
+    overwrite; its reruns continue it."""
 
     encodes = False
 
-    def __init__(self, path: Path, encoding: str = "utf-8"):
+    def __init__(self, path: Path, encoding: str = "utf-8", overwrite: bool = False):
         super().__init__(path, "brat")
         self.encoding = encoding
+        self.overwrite = overwrite
         self.labels: set = set()
 
     def shard(self, name: str) -> Path:
         return self.path / ".done" / f"{name}.json"
 
+    def plan(self, key: Dict, make: Callable[[], List[Partition]]) -> List[Partition]:
+        if not self.overwrite and not self.shard(PLAN_FILE).with_name(PLAN_FILE).exists() and self.path.is_dir():
+            found = [p for p in self.path.rglob("*") if p.suffix in (".ann", ".txt") and ".done" not in p.parts]
+            if found:
+                raise FormatError(found[0], None, f"exists ({counted_files(len(found))} .ann/.txt in the output "
+                                  "folder): it may hold annotations. Write to a new folder, or pass --overwrite.")
+        return super().plan(key, make)
+
     def _write(self, part: Partition, rows: List[Dict], errors: List[Dict]) -> None:
         if errors:
             write_rows(self.path / f"{part.name}.errors.jsonl", errors, "jsonl")
         names = set()
-        for k, row in enumerate(rows):
-            name = safe_name(str(row["id"]))
-            if name in names:  # never overwrite an earlier document of this partition
-                name = f"{name}-{k}"
+        for row in rows:
+            name = brat_name(str(row["id"]))  # ids are unique (a repeated one is an error row), and so are these
             names.add(name)
             txt = self.path / f"{name}.txt"
             txt.parent.mkdir(parents=True, exist_ok=True)
@@ -233,6 +243,25 @@ class BratFolder(ShardFolder):
         self.path.mkdir(parents=True, exist_ok=True)
         write_annotation_conf(self.path, set(labels) | self.labels)
         return self.written
+
+
+def errors_file(path: Path) -> Path:
+    """Where the rows a single output file could not hold are listed."""
+    return path.with_name(path.name.rsplit(".", 1)[0] + ".errors.jsonl")
+
+
+def counted_files(n: int) -> str:
+    return f"{n} file" if n == 1 else f"{n} files"
+
+
+def brat_name(doc_id: str) -> str:
+    """The file name (a relative path without suffix) of a document: its id,
+    or where the id is not a safe name as it is, the safe name plus a hash of
+    the id, so that two ids never share a file ("a b" and "a_b" would)."""
+    name = safe_name(doc_id)
+    if name == doc_id:
+        return name
+    return f"{name}-{hashlib.sha1(doc_id.encode('utf-8')).hexdigest()[:8]}"
 
 
 def ann_lines(row: Dict) -> List[str]:
@@ -249,10 +278,14 @@ class SingleFile(Sink):
     """One .jsonl or .parquet file, written whole at the end in plan order
     (errors beside it, as NAME.errors.jsonl); for jobs that fit in memory."""
 
-    def __init__(self, path: Path, fmt: str):
+    def __init__(self, path: Path, fmt: str, overwrite: bool = False):
         super().__init__(path, fmt)
         self._parts: Dict[str, tuple] = {}
         self._order: List[str] = []
+        self.errors_path = errors_file(self.path)
+        for path in (self.path, self.errors_path):
+            if path.exists() and not overwrite:
+                raise FormatError(path, None, "exists: write to a new file, or pass --overwrite to replace it.")
 
     def plan(self, key: Dict, make: Callable[[], List[Partition]]) -> List[Partition]:
         parts = make()
@@ -266,21 +299,23 @@ class SingleFile(Sink):
         done = [self._parts[name] for name in self._order if name in self._parts]
         write_rows(self.path, [r for rows, _ in done for r in rows], self.fmt)
         errors = [e for _, errs in done for e in errs]
-        errors_path = self.path.with_name(self.path.name.rsplit(".", 1)[0] + ".errors.jsonl")
         if errors:
-            write_rows(errors_path, errors, "jsonl")
-        elif errors_path.exists():
-            errors_path.unlink()
+            write_rows(self.errors_path, errors, "jsonl")
+        elif self.errors_path.exists():  # an earlier run's, which --overwrite allowed to replace
+            self.errors_path.unlink()
         return self.written
 
 
-def open_sink(path: Path, fmt: str, encoding: str = "utf-8") -> Sink:
+def open_sink(path: Path, fmt: str, encoding: str = "utf-8", overwrite: bool = False) -> Sink:
+    """The sink of an output path. A single file (and its errors file beside
+    it) or a folder of BRAT documents is replaced only with overwrite; a shard
+    folder is resumed by a rerun of the same job."""
     if fmt not in FORMATS:
         raise FormatError(path, None, f"unknown output format {fmt!r}: use one of {', '.join(FORMATS)}.")
     if fmt == "brat":
-        return BratFolder(path, encoding)
+        return BratFolder(path, encoding, overwrite)
     if path.suffix.lower() == f".{fmt}":
-        return SingleFile(path, fmt)
+        return SingleFile(path, fmt, overwrite)
     return ShardFolder(path, fmt)
 
 

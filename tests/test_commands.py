@@ -210,12 +210,88 @@ def test_predict_into_a_folder_of_annotations_needs_overwrite(model, tmp_path):
     corrected = "T1\tPERSON 7 17\tShaka Khan\nT2\tGPE 0 3\tWho\n"
     (tmp_path / "out" / "a.ann").write_text(corrected)
     out = cli("predict", model, tmp_path / "texts", tmp_path / "out", ok=False)
-    assert f"{tmp_path / 'out' / 'a.ann'}: exists (2 of the 2 .ann files to write do)" in out and "--overwrite" in out
+    assert f"{tmp_path / 'out' / 'a.ann'}: exists (2 of the 4 .ann/.txt files to write do)" in out
+    assert "--overwrite" in out
     assert (tmp_path / "out" / "a.ann").read_text() == corrected
     cli("convert", tmp_path / "out", tmp_path / "copy")
     assert "exists" in cli("convert", tmp_path / "out", tmp_path / "copy", ok=False)
     cli("predict", model, tmp_path / "texts", tmp_path / "out", "--overwrite")
     assert (tmp_path / "out" / "a.ann").read_text() != corrected
+
+
+def test_nothing_the_user_had_is_replaced_without_overwrite(model, tmp_path):
+    """Every output path that holds something (a file of any format, a text
+    of the same name in a BRAT folder, the BRAT folder of a record job, the
+    errors file beside a single output file, a pipeline folder) is kept unless
+    --overwrite, and an input is never replaced, not even with it."""
+    texts = tmp_path / "texts"
+    texts.mkdir()
+    (texts / "a.txt").write_text("Who is Shaka Khan?")
+    rows = tmp_path / "in.jsonl"
+    rows.write_text('{"id": "a", "text": "Who is Shaka Khan?"}\n')
+    gold = tmp_path / "gold.iob"
+    gold.write_text("Who O\nis O\nShaka B-PERSON\nKhan I-PERSON\n\n")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "a.txt").write_text("My own text, to annotate.")
+    (mine / "b.ann").write_text("T1\tPERSON 0 2\tMy\n")
+    kept = {p: p.read_bytes() for p in [rows, gold, mine / "a.txt", mine / "b.ann"]}
+    for args in [("predict", model, texts, gold), ("convert", rows.with_suffix(".spacy"), gold),
+                 ("predict", model, texts, mine), ("predict", model, rows, mine, "--to", "brat"),
+                 ("predict", model, texts, mine, "--engine", "ray", "--workers", "1")]:
+        if args[1] == rows.with_suffix(".spacy"):
+            cli("convert", gold, rows.with_suffix(".spacy"))
+        assert "--overwrite" in cli(*args, ok=False), args
+    assert {p: p.read_bytes() for p in kept} == kept
+    # the errors file of out.jsonl is out.errors.jsonl: as the input, refused even with --overwrite
+    named = tmp_path / "out.errors.jsonl"
+    named.write_bytes(rows.read_bytes())
+    assert "is the input too" in cli("predict", model, named, tmp_path / "out.jsonl", "--overwrite", ok=False)
+    assert named.read_bytes() == rows.read_bytes()
+    # init-vectors does not replace a trained pipeline
+    assert "--overwrite" in cli("init-vectors", model, ok=False)
+    assert (model / "bilstm_crf_ner").is_dir()
+
+
+def test_brat_names_never_collide(model, tmp_path):
+    """Names made safe for files ("x y" -> "x_y...") stay apart from the names
+    that were safe already, across the partitions of a record job too."""
+    texts = tmp_path / "texts"
+    texts.mkdir()
+    for name, text in [("x y", "first"), ("x_y", "second"), ("x_y-000002", "third")]:
+        (texts / f"{name}.txt").write_text(text)
+    cli("predict", model, texts, tmp_path / "out")
+    assert sorted(p.read_text() for p in (tmp_path / "out").glob("*.txt")) == ["first", "second", "third"]
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"id": "a b", "text": "Who is Shaka Khan?"}\n{"id": "a_b", "text": "I like London."}\n')
+    cli("predict", model, rows, tmp_path / "out2", "--to", "brat", "--partition-size", "1")
+    assert sorted(p.read_text() for p in (tmp_path / "out2").glob("*.txt")) == ["I like London.", "Who is Shaka Khan?"]
+
+
+def test_predict_on_annotated_brat_drops_what_refers_to_the_old_entities(model, tmp_path):
+    """A relation, attribute or note of the input's entities must not end up on
+    a predicted entity that happens to get the same id."""
+    gold = tmp_path / "gold"
+    gold.mkdir()
+    (gold / "d.txt").write_text("Angela Merkel flew to Paris on Monday.")
+    (gold / "d.ann").write_text("T1\tGPE 22 27\tParis\nT2\tPERSON 0 13\tAngela Merkel\nR1\tVisits Arg1:T2 Arg2:T1\n"
+                                "A1\tCapital T1\n#1\tAnnotatorNotes T2\tchancellor\n")
+    out = cli("predict", model, gold, tmp_path / "out")
+    assert "3 annotation lines of the input other than entities" in out
+    lines = (tmp_path / "out" / "d.ann").read_text().splitlines()
+    assert lines and all(line.startswith("T") for line in lines)
+
+
+def test_convert_overwrite_leaves_no_old_ann_beside_a_new_text(tmp_path):
+    (tmp_path / "s1").mkdir()
+    (tmp_path / "s1" / "a.txt").write_text("Totally different words here")
+    (tmp_path / "s2").mkdir()
+    (tmp_path / "s2" / "a.txt").write_text("Ada Lovelace")
+    (tmp_path / "s2" / "a.ann").write_text("T1\tPER 4 12\tLovelace\n")
+    assert "--overwrite" in cli("convert", tmp_path / "s1", tmp_path / "s2", ok=False)
+    cli("convert", tmp_path / "s1", tmp_path / "s2", "--overwrite")
+    assert (tmp_path / "s2" / "a.txt").read_text() == "Totally different words here"
+    assert not (tmp_path / "s2" / "a.ann").exists()
 
 
 def test_paths_that_cannot_be_read_or_written_are_named(model, tmp_path):
