@@ -101,7 +101,7 @@ def write_docs(docs: List[Doc], path: Path, fmt: str, *, scheme: Optional[str] =
         srsly.write_jsonl(path, (_as_json(doc, i) for i, doc in enumerate(docs)))
         return {}
     if fmt == "conll":
-        text, changes = conll.write_conll(docs, scheme=scheme)
+        text, changes = conll.write_conll(docs, scheme=scheme, path=path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
         return dict(changes)
@@ -116,6 +116,8 @@ def write_docs(docs: List[Doc], path: Path, fmt: str, *, scheme: Optional[str] =
             name, k = f"{name}-{k}", k + 1
         names.append(name)
         taken.add(name.lower())
+    for doc, name in zip(docs, names):
+        conll.check_labels(doc, path, repr(name))  # before anything is written
     existing = [p for doc, name in zip(docs, names) for p in _replaced(path / name, doc)]
     if existing and not overwrite:
         raise FormatError(existing[0], None, f"exists ({len(existing)} of the {2 * len(names)} .ann/.txt files to "
@@ -201,7 +203,7 @@ def convert(input_path: Path, output_path: Path, *, from_format: Optional[str], 
     scheme_note = f" ({info['scheme']} tags)" if info.get("scheme") else ""
     say("✔", f"Read {counted(len(docs), 'document')}{sents}, {counted(info['entities'], 'entity')} from {input_path} "
              f"[{src}{scheme_note}]; wrote {counted(len(docs), 'document')}, "
-             f"{counted(sum(len(d.ents) for d in docs), 'entity')} "
+             f"{counted(sum(len(d.ents) for d in docs) - notes.get(conll.WHITESPACE_ENTITIES, 0), 'entity')} "
              f"to {output_path} [{dst}]")
 
 

@@ -135,6 +135,8 @@ def test_text_differing_from_offsets_is_a_warning_with_line(nlp, tmp_path):
         ("X1\tfoo\n", 1, "unknown annotation line"),
         ("T1\tPER 0 3\tAda\nR1\t\n", 2, "cannot read this R-line"),
         ("T1\tPER 0 0\t\n", 1, "is empty"),
+        ("T1\tPER 3 3;4 12\tLovelace\n", 1, "is empty"),  # every fragment is checked
+        ("T1\tPER 0 3\tAda\nR1\tKnows\n", 2, "cannot read this R-line"),
     ],
 )
 def test_bad_ann_fails_at_file_and_line(ann, line, message, nlp, tmp_path):
@@ -143,6 +145,14 @@ def test_bad_ann_fails_at_file_and_line(ann, line, message, nlp, tmp_path):
         read_brat(tmp_path / "d.txt", nlp, root=tmp_path)
     assert err.value.line == line and message in str(err.value)
     assert str(err.value).startswith(f"{tmp_path / 'd.ann'}:{line}:")
+
+
+def test_labels_with_whitespace_are_refused(nlp, tmp_path):
+    doc = nlp("Ada Lovelace")
+    doc.set_ents([doc.char_span(0, 12, "MY LABEL")])
+    with pytest.raises(FormatError, match=r"document 'a/d' has the entity label 'MY LABEL'"):
+        write_brat(doc, tmp_path, name="a/d")
+    assert not (tmp_path / "a").exists()  # nothing written
 
 
 def test_ann_without_txt_and_txt_without_ann(nlp, tmp_path):

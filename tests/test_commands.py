@@ -363,3 +363,13 @@ def test_evaluate_writes_a_displacy_page_of_its_predictions(model, tmp_path):
     for ent in predicted:
         assert ent.text in page
     assert "Paris" not in page  # the third doc is past the limit
+
+
+def test_labels_that_could_not_be_read_back_are_not_written(tmp_path):
+    nlp = spacy.blank("en")
+    docs = [nlp("Ada Lovelace met Bob"), nlp("Bob met Ada")]
+    docs[1].ents = [Span(docs[1], 2, 3, "MY LABEL")]
+    DocBin(docs=docs).to_disk(tmp_path / "odd.spacy")
+    for out in ("odd_brat", "odd.conll"):
+        message = cli("convert", tmp_path / "odd.spacy", tmp_path / out, ok=False)
+        assert "'MY LABEL', which holds whitespace" in message and not (tmp_path / out).exists(), message

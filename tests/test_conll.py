@@ -3,6 +3,7 @@ scheme decodes to the same entities, and bad files fail at file:line."""
 
 import pytest
 import spacy
+from spacy.tokens import Doc, Span
 
 from spacy_bilstm_crf.errors import FormatError
 from spacy_bilstm_crf.formats.conll import (ReadStats, detect_scheme, looks_tagged, read_conll, tags_to_spans,
@@ -109,6 +110,29 @@ def test_documents_sentences_columns_and_grouping(vocab, tmp_path):
     assert write_conll(docs)[0] == text.replace("d W I-T", "d W B-T")  # a lone I- is written as B-
 
 
+def test_old_mac_line_ends_are_read_and_written_back(vocab, tmp_path):
+    path = write(tmp_path, "Ada B-PER\rLovelace I-PER\rmet O\r\rParis B-LOC\r\r")
+    (doc,) = read_conll(path, vocab)
+    assert [(e.text, e.label_) for e in doc.ents] == [("Ada Lovelace", "PER"), ("Paris", "LOC")]
+    assert write_conll([doc])[0].encode("utf8") == path.read_bytes()
+
+
+def test_whitespace_tokens_and_entities_are_left_out_and_counted(vocab):
+    doc = Doc(vocab, words=["Ada", " ", "Lovelace", " ", "met", "Bob", " "], spaces=[False] * 7)
+    doc.set_ents([Span(doc, 1, 2, "MISC"), Span(doc, 3, 5, "PER"), Span(doc, 5, 7, "PER")])
+    text, changes = write_conll([doc])
+    # an entity that starts or ends with whitespace is tagged over its other tokens
+    assert text == "Ada O\nLovelace O\nmet B-PER\nBob B-PER\n\n"
+    assert changes == {"whitespace tokens left out": 3, "entities of only whitespace left out": 1}
+
+
+def test_labels_with_whitespace_are_refused(vocab, tmp_path):
+    doc = Doc(vocab, words=["Ada", "Lovelace"])
+    doc.set_ents([Span(doc, 0, 2, "MY LABEL")])
+    with pytest.raises(FormatError, match=r"^out.conll: document 2 has the entity label 'MY LABEL'"):
+        write_conll([Doc(vocab, words=["a"]), doc], path="out.conll")
+
+
 def test_bom_crlf_and_tabs(vocab, tmp_path):
     path = write(tmp_path, "\ufeffJohn\tB-PER\r\nSmith\tI-PER\r\n\r\n".encode("utf8"))
     (doc,) = read_conll(path, vocab)
@@ -133,6 +157,10 @@ def test_other_encodings(vocab, tmp_path):
         ("", None, "no tokens found"),
         ("-DOCSTART- O\n\n\n", None, "no tokens found"),
         ("a O\nb Person\n", 2, "invalid entity tag 'Person'"),
+        ("a O\rb X-PER\r", 2, "invalid entity tag 'X-PER'"),  # a lone CR ends a line
+        ("a O\nb B-PER\x0bc O\n", 2, "holds '\\x0b' (a vertical tab"),
+        ("New\u00a0York B-LOC\nis O\nbig O\n", 1, "found 3 columns, expected 2 as on line 2"),
+        ("a NN O\nb NN O\nc B-PER\nd NN O\n", 3, "found 2 columns, expected 3 as on line 1"),
     ],
 )
 def test_bad_files_fail_at_file_and_line(text, line, message, vocab, tmp_path):

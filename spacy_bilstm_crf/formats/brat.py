@@ -22,12 +22,14 @@ from spacy.tokens import Doc
 from spacy.util import filter_spans
 
 from ..errors import FormatError, decode
+from .conll import check_labels
 
 USER_DATA_KEY = "brat"
 SPANS_KEY = "brat"
 ID = r"[A-Za-z#*]\S*"
 _TEXTBOUND = re.compile(r"^(T\S+)\t(\S+) (\d+ \d+(?:;\d+ \d+)*)(?:\t(.*))?$", re.S)
-_FIELDS = {"E": 2, "R": 2, "A": 2, "M": 2, "N": 2, "#": 2, "*": 2}
+# the fewest words in the second field: TYPE:TRIGGER; TYPE Arg1:ID Arg2:ID; TYPE ID (A, M, #); TYPE ID REF; Equiv ID ID
+_WORDS = {"E": 1, "R": 3, "A": 2, "M": 2, "N": 3, "#": 2, "*": 3}
 
 
 @dataclass
@@ -124,9 +126,9 @@ def _parse(lines: List[str], path: Path, text: str, stats: BratStats) -> Tuple[L
         kind = line[0]
         if kind == "T":
             textbounds.append(_textbound(line, path, number, text, stats))
-        elif kind in _FIELDS:
+        elif kind in _WORDS:
             fields = line.split("\t")
-            if len(fields) < _FIELDS[kind] or not fields[1].strip():
+            if len(fields) < 2 or len(fields[1].split()) < _WORDS[kind]:
                 raise FormatError(path, number, f"cannot read this {kind}-line: expected "
                                   "'ID<TAB>TYPE ARGUMENTS...' (BRAT standoff format).")
             if kind == "E":
@@ -152,8 +154,9 @@ def _textbound(line: str, path, number: int, text: str, stats: BratStats) -> Tex
         if not 0 <= start <= end <= len(text):
             raise FormatError(path, number, f"offsets {start} {end} of {ann_id} are outside the text "
                               f"({len(text)} characters in the .txt) or reversed.")
-    if start == end:
-        raise FormatError(path, number, f"{ann_id} is empty (offsets {start} {end}).")
+        if start == end:
+            raise FormatError(path, number, f"{ann_id} is empty (offsets {start} {end}). Give each "
+                              "fragment at least one character, or delete the line.")
     if span_text is not None:
         covered = " ".join(text[s:e] for s, e in fragments)
         if " ".join(covered.split()) != " ".join(span_text.split()):
@@ -189,9 +192,11 @@ def write_brat(doc: Doc, out_dir: Path, *, name: Optional[str] = None, scores: O
     """Write NAME.txt and NAME.ann under out_dir; returns the .ann path. A doc
     read from a .txt that had no .ann, and still without entities, gets none.
     scores: {(start_char, end_char, label): probability} of new entities, each
-    written as an AnnotatorNotes line ("confidence 0.73") for the annotator."""
+    written as an AnnotatorNotes line ("confidence 0.73") for the annotator.
+    A FormatError, before writing, if an entity label holds whitespace."""
     meta = doc.user_data.get(USER_DATA_KEY, {})
     rel = safe_name(name or meta.get("name") or "doc")
+    check_labels(doc, out_dir, repr(rel))
     txt_path = Path(out_dir) / f"{rel}.txt"
     txt_path.parent.mkdir(parents=True, exist_ok=True)
     encoding = meta.get("encoding", "utf-8")

@@ -6,6 +6,7 @@ starts a document. Tags may be IOB1, IOB2, BIOES or BILUO (detected, or given).
 Reading keeps what writing needs to give the same lines back: the other
 columns, the ``-DOCSTART-`` lines and the tag scheme, in ``doc.user_data``.
 """
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,6 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from spacy.tokens import Doc, Span
 from spacy.training import biluo_to_iob
-from spacy.training.iob_utils import doc_to_biluo_tags
 from spacy.vocab import Vocab
 
 from ..errors import FormatError, decode, utf8_bom
@@ -21,6 +21,10 @@ from ..errors import FormatError, decode, utf8_bom
 SCHEMES = ("IOB1", "IOB2", "BIOES", "BILUO")
 USER_DATA_KEY = "conll"
 PREFIXES = set("BIESLU")
+WHITESPACE_ENTITIES = "entities of only whitespace left out"  # a note of write_conll
+LINE_END = re.compile(r"\r\n|\r|\n")  # as editors and Python's universal newlines read them
+# the other characters str.splitlines() ends a line at: inside a row, they would join two rows silently
+VERTICAL = re.compile("[\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
 
 
 @dataclass
@@ -51,11 +55,12 @@ def read_conll(
     stats = stats if stats is not None else ReadStats()
     data = Path(path).read_bytes()
     text = decode(data, path, encoding)
-    documents = list(_documents(text, path, tag_column))
-    first_row = next((line for line in text.split("\n") if line.strip() and not line.startswith("-DOCSTART-")), "")
+    lines = LINE_END.split(text)
+    documents = list(_documents(lines, path, tag_column))
+    first_row = next((line for line in lines if line.strip() and not line.startswith("-DOCSTART-")), "")
+    newline = LINE_END.search(text)
     # kept to write the file back as it was: column separator, line ends, a UTF-8 byte order mark
-    layout = {"separator": "\t" if "\t" in first_row else " ",
-              "newline": "\r\n" if text.split("\n", 1)[0].endswith("\r") else "\n"}
+    layout = {"separator": "\t" if "\t" in first_row else " ", "newline": newline.group() if newline else "\n"}
     bom = utf8_bom(data, encoding)
     if not any(sents for _, sents in documents):
         raise FormatError(path, None, "no tokens found: the file is empty or holds only -DOCSTART- lines.")
@@ -73,15 +78,16 @@ def read_conll(
     return docs
 
 
-def _documents(text: str, path, tag_column: int) -> Iterator[Tuple[Optional[str], List[Sentence]]]:
+def _documents(lines: List[str], path, tag_column: int) -> Iterator[Tuple[Optional[str], List[Sentence]]]:
     """(-DOCSTART- line or None, sentences) for each document of the file."""
     docstart: Optional[str] = None
     sents: List[Sentence] = []
     current: Optional[Sentence] = None
-    width: Optional[Tuple[int, int]] = None  # (columns, line where first seen)
-    for number, raw in enumerate(text.split("\n"), start=1):
-        line = raw.rstrip("\r")
-        cols = line.split()
+    rows = [line.split() for line in lines]
+    # the width of most rows with a tag (the first such row's, on a tie), so that the odd row is the one named
+    widths = Counter(len(cols) for cols in rows if len(cols) > 1 and cols[0] != "-DOCSTART-")
+    width = widths.most_common(1)[0][0] if widths else None
+    for number, (line, cols) in enumerate(zip(lines, rows), start=1):
         if not cols:
             current = None
             continue
@@ -90,15 +96,18 @@ def _documents(text: str, path, tag_column: int) -> Iterator[Tuple[Optional[str]
                 yield docstart, sents
             docstart, sents, current = line, [], None
             continue
+        if bad := VERTICAL.search(line.strip()):
+            raise FormatError(path, number, f"this row holds {bad.group()!r} (a vertical tab, form feed or other "
+                              "line separator), which would join two rows: rows end at a line end (LF, CRLF or "
+                              "CR). Replace it with a line end, or remove it.")
         if width is None:
-            if len(cols) < 2:
-                raise FormatError(path, number, f"found 1 column ({cols[0]!r}) but no tag column: "
-                                  "expected a token and its entity tag, separated by whitespace.")
-            width = (len(cols), number)
-        elif len(cols) != width[0]:
-            raise FormatError(path, number, f"found {len(cols)} columns, expected {width[0]} "
-                              f"as on line {width[1]}. Every row needs the same columns "
-                              "(a token containing a space splits into two columns).")
+            raise FormatError(path, number, f"found 1 column ({cols[0]!r}) but no tag column: "
+                              "expected a token and its entity tag, separated by whitespace.")
+        if len(cols) != width:
+            first = 1 + next(i for i, c in enumerate(rows) if len(c) == width and c[0] != "-DOCSTART-")
+            raise FormatError(path, number, f"found {len(cols)} columns, expected {width} as on line {first} "
+                              "and most rows. Every row needs the same columns (a token containing a space "
+                              "splits into two columns).")
         if not -len(cols) <= tag_column < len(cols) or tag_column % len(cols) == 0:
             raise FormatError(path, number, f"there is no tag column {tag_column} in {len(cols)} columns "
                               "(column 0 holds the token). Pass --tag-column.")
@@ -257,9 +266,20 @@ def _make_doc(vocab, sents: List[Sentence], docstart, stats: ReadStats, path, ta
     return doc
 
 
-def doc_tags(doc: Doc, scheme: str) -> List[str]:
-    """The doc's entities as tags in a scheme (unannotated tokens as O)."""
-    biluo = doc_to_biluo_tags(doc, missing="O")
+def doc_tags(doc: Doc, scheme: str, changes: Optional[Counter] = None) -> List[str]:
+    """The tags in a scheme (unannotated: O) of the doc's tokens that are not
+    whitespace, which CoNLL rows cannot hold: an entity is tagged over its
+    other tokens, and one of whitespace only is left out (counted in changes)."""
+    kept = {token.i: k for k, token in enumerate(t for t in doc if not t.is_space)}
+    biluo = ["O"] * len(kept)
+    for ent in doc.ents:
+        inside = [kept[i] for i in range(ent.start, ent.end) if i in kept]  # consecutive rows
+        if not inside:
+            if changes is not None:
+                changes[WHITESPACE_ENTITIES] += 1
+            continue
+        a, b, label = inside[0], inside[-1], ent.label_
+        biluo[a : b + 1] = [f"U-{label}"] if a == b else [f"B-{label}", *[f"I-{label}"] * (b - a - 1), f"L-{label}"]
     if scheme == "BILUO":
         return biluo
     if scheme == "BIOES":
@@ -276,11 +296,22 @@ def _iob1(prev: str, tag: str) -> str:
     return tag
 
 
-def write_conll(docs: Iterable[Doc], scheme: Optional[str] = None) -> Tuple[str, Counter]:
+def check_labels(doc: Doc, path, name: str) -> None:
+    """A FormatError (at path, the output) if an entity label of the doc holds
+    whitespace: CoNLL and BRAT lines are split at whitespace, so it could not
+    be read back."""
+    bad = next((e.label_ for e in doc.ents if e.label_.split() != [e.label_]), None)
+    if bad is not None:
+        raise FormatError(path, None, f"document {name} has the entity label {bad!r}, which holds whitespace "
+                          "and so could not be read back. Rename the label (e.g. with '_' for spaces).")
+
+
+def write_conll(docs: Iterable[Doc], scheme: Optional[str] = None, path="CoNLL output") -> Tuple[str, Counter]:
     """CoNLL text for the docs, in the scheme each doc was read with (or the
     one given, IOB2 by default). Whitespace tokens cannot be written as rows
-    and are left out; tokens containing whitespace have it replaced by '_'.
-    Returns the text and a count of such changes."""
+    and are left out (with entities of only whitespace); tokens containing
+    whitespace have it replaced by '_'. Returns the text and a count of such
+    changes; a FormatError at path if a label holds whitespace."""
     out: List[str] = []
     changes: Counter = Counter()
     for n, doc in enumerate(docs):
@@ -288,7 +319,8 @@ def write_conll(docs: Iterable[Doc], scheme: Optional[str] = None) -> Tuple[str,
         lines: List[str] = ["\ufeff"] if n == 0 and meta.get("bom") else []
         if meta.get("docstart"):
             lines.append(meta["docstart"] + "\n\n")
-        tags = doc_tags(doc, scheme or meta.get("scheme") or "IOB2")
+        check_labels(doc, path, f"{n + 1}" + (f" ({meta['source']})" if meta.get("source") else ""))
+        tags = iter(doc_tags(doc, scheme or meta.get("scheme") or "IOB2", changes))
         columns = meta.get("columns") if len(meta.get("columns", [])) == len(doc) else None
         tag_column = meta.get("tag_column", -1)
         sents = list(doc.sents) if doc.has_annotation("SENT_START") else [doc[:]]
@@ -303,7 +335,7 @@ def write_conll(docs: Iterable[Doc], scheme: Optional[str] = None) -> Tuple[str,
                     changes["tokens with whitespace inside written with '_'"] += 1
                     word = "_".join(word.split())
                 cells = [word] + (list(columns[token.i]) if columns else [])
-                tag = tags[token.i]
+                tag = next(tags)
                 cells.insert(len(cells) + 1 + tag_column if tag_column < 0 else tag_column, tag)
                 rows.append(meta.get("separator", " ").join(cells) + "\n")
             if rows:
