@@ -1,5 +1,7 @@
 """One function per CLI command, thin over the library."""
+import codecs
 import dataclasses
+import itertools
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,15 +42,28 @@ def infer_format(path: Path, given: Optional[str], *, reading: bool, flag: Optio
     raise FormatError(path, None, f"cannot tell the format of this path: {how} {names}.")
 
 
-def require_input(path: Path) -> None:
+LONGEST_TEXT = 10**9  # characters: the nlp.max_length of the texts read by the commands
+
+
+def require_input(path: Path, encoding: str = "utf-8") -> None:
+    """A FormatError naming the input if it is missing or its encoding unknown."""
     if not path.exists():
         raise FormatError(path, None, "no such file or folder.")
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise FormatError(path, None, f"unknown encoding {encoding!r} (--encoding): give a Python codec name, "
+                                      "e.g. utf-8 or latin-1.") from None
 
 
 def read_docs(path: Path, fmt: str, nlp, *, n_sents: int, tag_column: int, scheme: Optional[str],
               encoding: str) -> Tuple[List[Doc], Dict]:
-    """Docs from a file or folder in a format, with a summary of what was read."""
-    require_input(path)
+    """Docs from a file or folder in a format, with a summary of what was read.
+    Texts of any length are read: spaCy's max_length (1,000,000 characters)
+    guards the memory of components that need it, and this recognizer cuts a
+    long doc into sequences of max_length tokens (its model setting)."""
+    require_input(path, encoding)
+    nlp.max_length = max(nlp.max_length, LONGEST_TEXT)
     if fmt == "conll":
         files = [path]
         if path.is_dir():
@@ -162,7 +177,13 @@ def check_pipeline(model: str) -> None:
 
 def _load(model: str):
     check_pipeline(model)
-    nlp = spacy.load(model)
+    try:
+        nlp = spacy.load(model)
+    except OSError:
+        raise  # spaCy's messages for a name or path it cannot find say what to do
+    except Exception as err:  # a pipeline folder whose files do not load: the user's files, not our bug
+        raise FormatError(model, None, f"cannot load this pipeline ({type(err).__name__}: {err}); its files may "
+                                       "be damaged or from another version: train or save it again.") from None
     if not _entity_labels(nlp):
         say("⚠", f"{model}: no component of this pipeline has entity labels ({', '.join(nlp.pipe_names) or 'none'}); "
                  "it will find no entities.", file=sys.stderr)
@@ -193,11 +214,9 @@ def convert(input_path: Path, output_path: Path, *, from_format: Optional[str], 
     nlp = spacy.blank(lang)
     docs, info = read_docs(input_path, src, nlp, n_sents=n_sents, tag_column=tag_column, scheme=scheme,
                            encoding=encoding)
-    for note, count in info["notes"].items():
-        say("⚠", f"{count} x {note}")
+    _say_notes(info["notes"])
     notes = write_docs(docs, output_path, dst, scheme=out_scheme, overwrite=overwrite, conf_from=input_path)
-    for note, count in notes.items():
-        say("⚠", f"{count} x {note}")
+    _say_notes(notes)
     sents = info.get("sentences")
     sents = f", {counted(sents, 'sentence')}" if sents is not None else ""
     scheme_note = f" ({info['scheme']} tags)" if info.get("scheme") else ""
@@ -216,7 +235,7 @@ def predict(model: str, input_path: Path, output_path: Path, *, to_format: Optio
     the predictions, by default as BRAT files beside copies of the texts.
     Records (.txt folders, JSONL, Parquet) to JSONL/Parquet, or with --engine
     ray, go through the record pipeline (scale.py): sharded, resumable."""
-    require_input(input_path)
+    require_input(input_path, encoding)
     check_pipeline(model)
     refuse_overwriting_input(output_path, input_path)
     fmt = _records_format(input_path, output_path, to_format, engine)
@@ -320,6 +339,11 @@ def _without_ents(docs: Iterable[Doc], dropped: Optional[List[int]] = None) -> I
         yield doc
 
 
+def _say_notes(notes: Dict[str, int]) -> None:
+    for note, count in notes.items():
+        say("⚠", f"{count} x {note}")
+
+
 def counted(n: int, noun: str) -> str:
     """'1 document', '3 documents', '1 entity', '2 entities'."""
     if n == 1:
@@ -390,7 +414,11 @@ def _predicted_examples(model: str, data_path: Path, encoding: str):
 
     nlp = _load(model)
     src = infer_format(data_path, None, reading=True)
-    gold, _ = read_docs(data_path, src, nlp, n_sents=10, tag_column=-1, scheme=None, encoding=encoding)
+    gold, info = read_docs(data_path, src, nlp, n_sents=10, tag_column=-1, scheme=None, encoding=encoding)
+    _say_notes(info["notes"])
+    if not any(doc.has_annotation("ENT_IOB") for doc in gold):
+        raise FormatError(data_path, None, "holds no entity annotation (no document has any): there is nothing "
+                                           "to score against. Give gold data (BRAT texts need their .ann files).")
     inputs = [nlp.make_doc(doc.text) if src == "brat" else
               Doc(nlp.vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc]) for doc in gold]
     docs = _progress(nlp.pipe(inputs), "Predicting", total=len(inputs))
@@ -417,7 +445,7 @@ def analyze(model: str, data_path: Path, *, output: Optional[Path], n_examples: 
 
 def _labelled(model: str, input_path: Path, encoding: str, limit: int):
     """The pipeline, its entity labels and the input docs, labelled by it."""
-    require_input(input_path)
+    require_input(input_path, encoding)
     nlp = _load(model)
     fmt = _input_format(input_path, encoding)
     if fmt == "brat" and input_path.is_file():  # a raw .txt file: one text per line
@@ -456,11 +484,12 @@ def interact(model: str, *, json_lines: bool, stdin=None, stdout=None) -> int:
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
     nlp = _load(model)
+    nlp.max_length = max(nlp.max_length, LONGEST_TEXT)
     tty = stdin.isatty()
     if tty:
         print("Type a sentence and press Enter to see its entities; Ctrl-D to quit.", file=stdout)
     count = 0
-    while True:
+    for number in itertools.count(1):
         if tty:
             print("> ", end="", file=stdout, flush=True)
         line = stdin.readline()
@@ -468,6 +497,12 @@ def interact(model: str, *, json_lines: bool, stdin=None, stdout=None) -> int:
             break
         text = line.rstrip("\r\n")
         if not text.strip():
+            continue
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as err:  # undecodable bytes, which Python keeps as surrogates
+            say("⚠", f"stdin line {number}: not UTF-8 text ({err.reason} at character {err.start + 1}); "
+                     "skipped (convert the input to UTF-8, e.g. with iconv)", file=sys.stderr)
             continue
         doc = nlp(text)
         count += 1

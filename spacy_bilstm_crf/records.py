@@ -171,8 +171,7 @@ def _jsonl_row(line: bytes) -> Optional[Dict]:
 
 
 def _plan_parquet(src: Path, base: str, options: Options) -> Tuple[List[Partition], array]:
-    pq = _pyarrow_parquet()
-    meta = pq.ParquetFile(src)
+    meta = _parquet_file(src)
     names = meta.schema_arrow.names
     if options.text_column not in names:
         raise FormatError(src, None, f"no column {options.text_column!r} (columns: {', '.join(names)}); "
@@ -279,8 +278,7 @@ def _readable_id(line: bytes, options: Options):
 
 
 def _read_parquet(part: Partition, options: Options) -> Iterator[Record]:
-    pq = _pyarrow_parquet()
-    f = pq.ParquetFile(part.source)
+    f = _parquet_file(part.source)
     groups, first = [], 0
     for g in range(f.metadata.num_row_groups):
         n = f.metadata.row_group(g).num_rows
@@ -341,6 +339,17 @@ def _decode(data: bytes, encoding: str) -> Tuple[Optional[str], Optional[str]]:
 
 def _no_text(text: Optional[str]) -> Optional[str]:
     return "no text" if text is None or not text.strip() else None
+
+
+def _parquet_file(path):
+    """pyarrow's ParquetFile, or a FormatError naming a file that is not one."""
+    import pyarrow
+
+    pq = _pyarrow_parquet()
+    try:
+        return pq.ParquetFile(path)
+    except (pyarrow.ArrowException, OSError) as err:
+        raise FormatError(path, None, f"not a readable Parquet file ({type(err).__name__}: {err}).") from None
 
 
 def _pyarrow_parquet():

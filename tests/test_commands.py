@@ -1,5 +1,6 @@
 """python -m spacy_bilstm_crf convert / predict, as a user runs them."""
 import json
+import shutil
 import subprocess
 import sys
 
@@ -373,3 +374,47 @@ def test_labels_that_could_not_be_read_back_are_not_written(tmp_path):
     for out in ("odd_brat", "odd.conll"):
         message = cli("convert", tmp_path / "odd.spacy", tmp_path / out, ok=False)
         assert "'MY LABEL', which holds whitespace" in message and not (tmp_path / out).exists(), message
+
+
+def test_interact_skips_a_line_that_is_not_utf8(model):
+    result = subprocess.run([sys.executable, "-m", "spacy_bilstm_crf", "interact", str(model), "--jsonl"],
+                            input="Who is Shaka Khan?\nCaf\xe9 in Paris\nI like London.\n".encode("latin-1"),
+                            capture_output=True)
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["text"] for line in result.stdout.splitlines()] == ["Who is Shaka Khan?", "I like London."]
+    assert "stdin line 2: not UTF-8 text" in result.stderr.decode()
+
+
+def test_evaluate_says_what_it_read_and_refuses_data_without_annotation(model, tmp_path):
+    texts = tmp_path / "texts"
+    texts.mkdir()
+    (texts / "a.txt").write_text("Who is Shaka Khan?")
+    assert "holds no entity annotation" in cli("evaluate", model, texts, ok=False)
+    (texts / "a.ann").write_text("T1\tPERSON 7 17\tShaka Kahn\n")
+    out = cli("evaluate", model, texts)
+    assert f"{texts / 'a.ann'}:1: text of T1 differs from the .txt" in out
+    repaired = tmp_path / "gold.iob"
+    repaired.write_text("Who O\nis O\nShaka B-PERSON\nKhan I-PERSON\nand O\nLondon I-LOC\n\n")
+    assert "lenient repair" in cli("analyze", model, repaired)
+
+
+def test_damaged_inputs_and_unknown_encodings_are_named(model, tmp_path):
+    bad = tmp_path / "bad.parquet"
+    bad.write_text("not parquet")
+    assert f"{bad}: not a readable Parquet file" in cli("predict", model, bad, tmp_path / "o.jsonl", ok=False)
+    text = tmp_path / "a.txt"
+    text.write_text("Who is Shaka Khan?")
+    for args in [("predict", model, text, tmp_path / "o"), ("visualize", model, text, tmp_path / "p.html")]:
+        assert f"{text}: unknown encoding 'foo'" in cli(*args, "--encoding", "foo", ok=False), args
+    damaged = tmp_path / "damaged"
+    shutil.copytree(model, damaged)
+    (damaged / "bilstm_crf_ner" / "model").write_bytes(b"garbage")
+    assert f"{damaged}: cannot load this pipeline" in cli("predict", damaged, text, tmp_path / "o2", ok=False)
+
+
+def test_texts_longer_than_spacys_max_length_are_read(tmp_path):
+    folder = tmp_path / "big"
+    folder.mkdir()
+    (folder / "huge.txt").write_text("word " * 220_000)
+    (folder / "huge.ann").write_text("T1\tX 0 4\tword\n")
+    assert "wrote 1 document, 1 entity" in cli("convert", folder, tmp_path / "big.spacy")
