@@ -114,12 +114,12 @@ def write_docs(docs: List[Doc], path: Path, fmt: str, *, scheme: Optional[str] =
     if fmt == "jsonl":
         path.parent.mkdir(parents=True, exist_ok=True)
         srsly.write_jsonl(path, (_as_json(doc, i) for i, doc in enumerate(docs)))
-        return {}
+        return _left_out(docs, fmt)
     if fmt == "conll":
         text, changes = conll.write_conll(docs, scheme=scheme, path=path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
-        return dict(changes)
+        return {**changes, **_left_out(docs, fmt)}
     if fmt != "brat":
         raise FormatError(path, None, f"cannot write {fmt} here: use spacy, conll, brat or jsonl.")
     names: List[str] = []
@@ -144,7 +144,27 @@ def write_docs(docs: List[Doc], path: Path, fmt: str, *, scheme: Optional[str] =
         brat.write_brat(doc, path, name=name, scores=entity_scores(doc) if score_notes else None)
     brat.write_annotation_conf(path, set(labels) | {e.label_ for d in docs for e in d.ents},
                                source=Path(conf_from) / "annotation.conf" if conf_from is not None else None)
-    return {}
+    return _left_out(docs, fmt)
+
+
+def _left_out(docs: List[Doc], fmt: str) -> Dict[str, int]:
+    """Notes on what the docs were read with that the output format cannot
+    hold: BRAT lines other than the entities in doc.ents (outside BRAT), the
+    other CoNLL columns and -DOCSTART- lines (outside CoNLL)."""
+    notes: Dict[str, int] = {}
+    if fmt != "brat":
+        meta = [d.user_data.get(brat.USER_DATA_KEY, {}) for d in docs]
+        n = sum(1 for m in meta for i, line in enumerate(m.get("ann", []))
+                if line.strip() and str(i) not in m.get("entity_lines", {}))
+        if n:
+            notes[f"BRAT annotation lines other than the entities (relations, events, attributes, notes, "
+                  f"overlapping or discontinuous entities) that {fmt} cannot hold, left out"] = n
+    if fmt != "conll":
+        meta = [d.user_data.get(conll.USER_DATA_KEY, {}) for d in docs]
+        n = sum(1 for m in meta if m.get("docstart") or any(m.get("columns", [])))
+        if n:
+            notes[f"documents whose other CoNLL columns or -DOCSTART- line {fmt} cannot hold, left out"] = n
+    return notes
 
 
 def _replaced(stem: Path, doc: Doc) -> List[Path]:

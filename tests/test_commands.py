@@ -418,3 +418,16 @@ def test_texts_longer_than_spacys_max_length_are_read(tmp_path):
     (folder / "huge.txt").write_text("word " * 220_000)
     (folder / "huge.ann").write_text("T1\tX 0 4\tword\n")
     assert "wrote 1 document, 1 entity" in cli("convert", folder, tmp_path / "big.spacy")
+
+
+def test_what_the_output_format_cannot_hold_is_counted(tmp_path):
+    folder = tmp_path / "allk"
+    folder.mkdir()
+    (folder / "d.txt").write_text("Ada Lovelace met Bob")
+    (folder / "d.ann").write_text("T1\tPER 0 12\tAda Lovelace\nT2\tPER 17 20\tBob\nT3\tMeet 13 16\tmet\n"
+                                  "E1\tMeet:T3 A:T1 B:T2\nR1\tKnows Arg1:T1 Arg2:T2\nA1\tNeg T1\n")
+    assert "4 x BRAT annotation lines other than the entities" in cli("convert", folder, tmp_path / "a.conll")
+    assert "BRAT annotation lines" not in cli("convert", folder, tmp_path / "a.spacy")  # the DocBin keeps them
+    tagged = tmp_path / "pos.iob"
+    tagged.write_text("-DOCSTART- -X- O\n\nAda NNP B-PER\nLovelace NNP I-PER\n\n")
+    assert "1 x documents whose other CoNLL columns" in cli("convert", tagged, tmp_path / "pos.jsonl")
