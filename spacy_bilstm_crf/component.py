@@ -269,17 +269,8 @@ class BiLSTMCRFNER(TrainablePipe):
         if self.untrained_labels:
             trained = {ent.label_ for eg in examples for ent in eg.reference.ents}
             self.cfg["untrained_labels"] = [label for label in self.untrained_labels if label not in trained]
-        set_dropout_rate(self.model, drop)
         self._n_updates += 1
-        scores, backprop = self.model.begin_update([eg.predicted for eg in examples])
-        loss, d_scores, d_crf = self._loss(examples, scores)
-        backprop(d_scores)
-        crf_layer = self.model.get_ref("crf")
-        for name, grad in d_crf.items():
-            crf_layer.inc_grad(name, grad)
-        if sgd is not None:
-            self.finish_update(sgd)
-        losses[self.name] += loss
+        losses[self.name] += self._step([eg.predicted for eg in examples], lambda s: self._loss(examples, s), drop, sgd)
         return losses
 
     def rehearse(
@@ -300,17 +291,22 @@ class BiLSTMCRFNER(TrainablePipe):
         if self._rehearsal_model is None or not any(len(doc) for doc in docs):
             return losses
         tutor_scores = self._rehearsal_model.predict(docs)
+        losses[self.name] += self._step(docs, lambda s: self._rehearse_loss(docs, s, tutor_scores), drop, sgd)
+        return losses
+
+    def _step(self, docs: List[Doc], loss_of: Callable, drop: float, sgd: Optional[Callable]) -> float:
+        """One gradient step of a loss of the scores (loss_of returns the loss,
+        the scores' gradients and the CRF parameters'); returns the loss."""
         set_dropout_rate(self.model, drop)
         scores, backprop = self.model.begin_update(docs)
-        loss, d_scores, d_crf = self._rehearse_loss(docs, scores, tutor_scores)
+        loss, d_scores, d_crf = loss_of(scores)
         backprop(d_scores)
         crf_layer = self.model.get_ref("crf")
         for name, grad in d_crf.items():
             crf_layer.inc_grad(name, grad)
         if sgd is not None:
             self.finish_update(sgd)
-        losses[self.name] += loss
-        return losses
+        return loss
 
     def get_loss(self, examples: Iterable[Example], scores: List[Floats2d]) -> Tuple[float, List[Floats2d]]:
         """The CRF's negative log-likelihood of the gold tags (summed over the

@@ -236,3 +236,17 @@ def test_path_score_matches_brute_force(seed):
         want = path_score_bf(em, tags[offset : offset + n].tolist(), trans, start, end)
         assert got[i].item() == pytest.approx(want.item(), abs=1e-9)
         offset += n
+
+
+def test_split_is_shared_only_in_prediction():
+    """Prediction's Viterbi and entity probabilities share one split of the
+    same (inference) tensor; a tensor that may change in place (training,
+    gradcheck's perturbations) gets a fresh split every call."""
+    allowed, _, _ = allowed_transitions(20, "BILUO")
+    trans = constrain(torch.randn(allowed.shape), torch.from_numpy(allowed))
+    assert crf_module.split_of(trans) is not crf_module.split_of(trans)
+    with torch.inference_mode():
+        frozen, other = trans.clone(), trans.clone()
+    first = crf_module.split_of(frozen)
+    assert crf_module.split_of(frozen) is first
+    assert crf_module.split_of(other) is not first and crf_module.split_of(frozen) is not first  # one is kept

@@ -10,6 +10,7 @@ Every function is batched: the only Python loop is over time steps. Results per
 sequence come back in the sequences' original order.
 """
 import copy
+import weakref
 from typing import Optional, Tuple
 
 import torch
@@ -104,7 +105,7 @@ def _in_probability_space(emissions: PackedSequence, transitions: Tensor):
     t_max = transitions.max()
     row_max = emissions.data.max(dim=1, keepdim=True).values
     many = transitions.shape[0] >= MANY_TAGS
-    trans = _Split(transitions).exp(t_max) if many else _Matrix(torch.exp(transitions - t_max))
+    trans = split_of(transitions).exp(t_max) if many else _Matrix(torch.exp(transitions - t_max))
     return trans, t_max, torch.exp(emissions.data - row_max), row_max
 
 
@@ -138,7 +139,7 @@ def viterbi(
     n0 = int(emissions.batch_sizes[0])
     score = start + emissions.data[:n0]  # shape: (batch, tags)
     many = transitions.shape[0] >= MANY_TAGS
-    best_previous = _Split(transitions).best_previous if many else _broadcast_max(transitions)
+    best_previous = split_of(transitions).best_previous if many else _broadcast_max(transitions)
     history = []
     for n, emit in _steps(emissions):
         best, prev = best_previous(score[:n])  # shape: (n, tags)
@@ -156,6 +157,24 @@ def viterbi(
         if t > 0:
             cur[:n] = history[t - 1].gather(1, cur[:n, None]).squeeze(1)
     return tags, _by_sequence(best_score, emissions)
+
+
+_last_split: tuple = (None, None)  # (weak reference to an inference tensor of transitions, its split)
+
+
+def split_of(transitions: Tensor) -> "_Split":
+    """The `_Split` of a transition matrix; in prediction (an inference
+    tensor, which is never changed in place here), kept for the next call
+    with the same tensor: the Viterbi search and the entity probabilities of
+    a batch share one (building it takes 0.1 s with 1,000 labels)."""
+    global _last_split
+    ref, split = _last_split
+    if ref is not None and ref() is transitions:
+        return split
+    split = _Split(transitions)
+    if transitions.is_inference():
+        _last_split = (weakref.ref(transitions), split)
+    return split
 
 
 def _broadcast_max(transitions: Tensor):
