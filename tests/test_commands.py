@@ -431,3 +431,9 @@ def test_what_the_output_format_cannot_hold_is_counted(tmp_path):
     tagged = tmp_path / "pos.iob"
     tagged.write_text("-DOCSTART- -X- O\n\nAda NNP B-PER\nLovelace NNP I-PER\n\n")
     assert "1 x documents whose other CoNLL columns" in cli("convert", tagged, tmp_path / "pos.jsonl")
+
+
+def test_a_conll_txt_with_a_bad_tag_is_read_as_conll_and_named(model, tmp_path):
+    typo = tmp_path / "typo.txt"
+    typo.write_text("Who O\nis O\nShaka B_PERSON\nKhan I-PERSON\n\n")
+    assert f"{typo}:3: invalid entity tag 'B_PERSON'" in cli("predict", model, typo, tmp_path / "out", ok=False)
