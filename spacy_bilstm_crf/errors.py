@@ -1,4 +1,6 @@
 """Error and warning messages, with codes, in spaCy's style."""
+import re
+
 from spacy.errors import ErrorsWithCodes
 
 
@@ -68,7 +70,7 @@ def decode(data: bytes, path, encoding: str, keep_bom: bool = False) -> str:
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
+        line = len(re.findall(rb"\r\n|\r|\n", data[: err.start])) + 1  # LF, CRLF or CR line ends
         raise FormatError(
             path, line,
             f"cannot decode byte {data[err.start:err.start + 1]!r} as {encoding.replace('-sig', '')} "

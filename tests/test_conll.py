@@ -145,6 +145,9 @@ def test_other_encodings(vocab, tmp_path):
         read_conll(path, vocab)
     (doc,) = read_conll(path, vocab, encoding="latin-1")
     assert doc[0].text == "Zürich"
+    path = write(tmp_path, "Basel B-LOC\r\rZürich B-LOC\r".encode("latin-1"))  # the line counts CR line ends
+    with pytest.raises(FormatError, match=r"data.conll:3: cannot decode"):
+        read_conll(path, vocab)
 
 
 @pytest.mark.parametrize(
