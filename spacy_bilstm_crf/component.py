@@ -363,11 +363,12 @@ class BiLSTMCRFNER(TrainablePipe):
 
     def _rehearse_loss(self, docs: List[Doc], scores: List[Floats2d], tutor_scores: List[Floats2d]):
         """KL(tutor || model) over each sequence's tag sequences, under the
-        constraints of prediction, and its gradients. Tags the tutor lacks
-        (labels added since) have probability 0 under it."""
+        constraints of prediction but for entities preset on the docs, and its
+        gradients. Tags the tutor lacks (labels added since) have probability
+        0 under it."""
         lengths = sequence_lengths(docs, self.model.attrs["max_length"])
         pack = pack_index(lengths)
-        allowed = self._forced(docs, lengths)
+        allowed = self._forced(docs, lengths, presets=False)  # the tutor may lack a preset entity's label
         flat = self._emissions(scores, requires_grad=True)
         n_tutor = tutor_scores[0].shape[1]
 
@@ -438,14 +439,14 @@ class BiLSTMCRFNER(TrainablePipe):
             for i, ids in enumerate(numpy.split(tags, doc_starts))
         ]
 
-    def _forced(self, docs: List[Doc], lengths: numpy.ndarray) -> Optional[torch.Tensor]:
+    def _forced(self, docs: List[Doc], lengths: numpy.ndarray, presets: bool = True) -> Optional[torch.Tensor]:
         """Which tags each token may take, or None when all may: entities on
-        the doc keep their tags, blocked tokens stay O, no entity starts on
-        a whitespace token (as in spaCy's ner), and no untrained label is
-        predicted."""
+        the doc keep their tags and blocked tokens stay O (unless not
+        presets), no entity starts on a whitespace token (as in spaCy's ner),
+        and no untrained label is predicted."""
         arrays = [doc.to_array([ENT_IOB, ENT_TYPE, IS_SPACE]).astype(numpy.uint64) for doc in docs if len(doc)]
         iob, types, space = numpy.concatenate(arrays).T
-        preset = (iob == IOB_B) | (iob == IOB_I)
+        preset = ((iob == IOB_B) | (iob == IOB_I)) & presets
         untrained = self.untrained_labels
         if not preset.any() and not space.any() and not untrained:
             return None

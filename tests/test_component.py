@@ -347,6 +347,18 @@ def test_rehearse_keeps_what_the_model_predicted(trained):
     assert kept == {False: 0, True: 4}
 
 
+def test_rehearse_on_docs_with_an_entity_of_a_new_label(trained):
+    """An entity preset on a doc (here of a label added after
+    resume_training, which the tutor lacks) does not constrain rehearsal."""
+    nlp = copy_of(trained[0])
+    optimizer = nlp.resume_training()
+    doc = nlp.make_doc("My dog Rex barks.")
+    doc.set_ents([Span(doc, 2, 3, "ANIMAL")])
+    nlp.get_pipe("bilstm_crf_ner").add_label("ANIMAL")
+    losses = nlp.rehearse([Example(doc, doc)], sgd=optimizer, losses={})
+    assert 0 <= losses["bilstm_crf_ner"] < 1e-3
+
+
 def test_rehearse_without_resume_training_does_nothing(trained):
     nlp = copy_of(trained[0])
     weights = nlp.get_pipe("bilstm_crf_ner").model.get_ref("output").get_param("W").copy()
