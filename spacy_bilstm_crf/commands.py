@@ -14,7 +14,7 @@ from spacy.tokens import Doc, DocBin
 from .confidence import entity_scores
 from .errors import FormatError, decode
 from .formats import brat, conll
-from .shards import brat_name, errors_file
+from .shards import brat_name, errors_file, refuse_existing
 
 FORMATS = ("conll", "brat", "spacy", "jsonl", "parquet")
 CONLL_SUFFIXES = {".conll", ".conllu", ".iob", ".iob2", ".bio", ".bioes", ".tsv", ".txt", ".conll03"}
@@ -105,8 +105,8 @@ def write_docs(docs: List[Doc], path: Path, fmt: str, *, scheme: Optional[str] =
     An existing output file, or in a BRAT folder an .ann or a different .txt
     of a document to write (someone's annotations, perhaps), is replaced only
     with overwrite; nothing is written if one would be."""
-    if fmt != "brat" and path.exists() and not overwrite:
-        raise FormatError(path, None, "exists: write to a new file, or pass --overwrite to replace it.")
+    if fmt != "brat":
+        refuse_existing(path, overwrite)
     if fmt == "spacy":
         path.parent.mkdir(parents=True, exist_ok=True)
         DocBin(docs=docs, store_user_data=True).to_disk(path)

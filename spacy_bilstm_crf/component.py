@@ -392,7 +392,12 @@ class BiLSTMCRFNER(TrainablePipe):
         counts = [torch.nn.functional.pad(c, [0, new, 0, new] if c is counts[1] else [0, new]) for c in counts]
         seq, params, trans = chain(self.model, flat, allowed)
         cross_entropy = crf.log_partition(seq, *trans).sum() - expected_score(seq, params, counts)
-        loss = (cross_entropy - tutor_entropy) / len(flat)
+        return self._gradients((cross_entropy - tutor_entropy) / len(flat), docs, flat, params)
+
+    def _gradients(self, loss: torch.Tensor, docs: List[Doc], flat: torch.Tensor, params: Tuple[torch.Tensor, ...]):
+        """(loss, gradients of the scores per doc, gradients of the CRF
+        parameters by name) of a loss of the flat emissions and the CRF's
+        parameter tensors."""
         loss.backward()
         d_scores = self.model.ops.unflatten(self.model.ops.asarray2f(flat.grad.numpy()), [len(doc) for doc in docs])
         d_crf = {}
@@ -447,7 +452,7 @@ class BiLSTMCRFNER(TrainablePipe):
         arrays = [doc.to_array([ENT_IOB, ENT_TYPE, IS_SPACE]).astype(numpy.uint64) for doc in docs if len(doc)]
         iob, types, space = numpy.concatenate(arrays).T
         preset = ((iob == IOB_B) | (iob == IOB_I)) & presets
-        untrained = self.untrained_labels
+        untrained = set(self.untrained_labels)
         if not preset.any() and not space.any() and not untrained:
             return None
         ids = iob_to_tag_ids(iob, self._label_index(types), self.scheme)
@@ -457,7 +462,8 @@ class BiLSTMCRFNER(TrainablePipe):
         prefix, label = tag_prefix_and_label(len(self.labels), self.scheme)
         allowed[(space == 1) & ~preset] &= ~numpy.isin(prefix, ["B", "U"])
         if untrained:
-            allowed[~preset] &= ~numpy.isin(label, [self.labels.index(name) for name in untrained])
+            untrained_ids = [i for i, name in enumerate(self.labels) if name in untrained]
+            allowed[~preset] &= ~numpy.isin(label, untrained_ids)
         return torch.from_numpy(allowed)
 
     def _label_index(self, types: numpy.ndarray) -> numpy.ndarray:
@@ -553,14 +559,7 @@ class BiLSTMCRFNER(TrainablePipe):
         loss = total / len(flat)
         if not torch.isfinite(loss):
             raise ValueError(Errors.E003.format(name=self.name, loss=loss.item(), step=self._n_updates))
-        loss.backward()
-        d_flat = self.model.ops.asarray2f(flat.grad.numpy())
-        d_scores = self.model.ops.unflatten(d_flat, [len(doc) for doc in docs])
-        d_crf = {}
-        if self.model.attrs["use_crf"]:
-            names = ("transitions", "start", "end")
-            d_crf = {n: self.model.ops.asarray(p.grad.numpy()) for n, p in zip(names, params)}
-        return loss.item(), d_scores, d_crf
+        return self._gradients(loss, docs, flat, params)
 
 
 @functools.lru_cache(maxsize=8)

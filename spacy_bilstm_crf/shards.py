@@ -245,6 +245,12 @@ class BratFolder(ShardFolder):
         return self.written
 
 
+def refuse_existing(path: Path, overwrite: bool) -> None:
+    """A FormatError if an output file exists and may not be replaced."""
+    if path.exists() and not overwrite:
+        raise FormatError(path, None, "exists: write to a new file, or pass --overwrite to replace it.")
+
+
 def errors_file(path: Path) -> Path:
     """Where the rows a single output file could not hold are listed."""
     return path.with_name(path.name.rsplit(".", 1)[0] + ".errors.jsonl")
@@ -284,8 +290,7 @@ class SingleFile(Sink):
         self._order: List[str] = []
         self.errors_path = errors_file(self.path)
         for path in (self.path, self.errors_path):
-            if path.exists() and not overwrite:
-                raise FormatError(path, None, "exists: write to a new file, or pass --overwrite to replace it.")
+            refuse_existing(path, overwrite)
 
     def plan(self, key: Dict, make: Callable[[], List[Partition]]) -> List[Partition]:
         parts = make()
