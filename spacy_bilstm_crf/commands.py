@@ -12,7 +12,7 @@ import srsly
 from spacy.tokens import Doc, DocBin
 
 from .confidence import entity_scores
-from .errors import FormatError, decode
+from .errors import FormatError, counted, decode
 from .formats import brat, conll
 from .shards import brat_name, errors_file, refuse_existing
 
@@ -362,13 +362,6 @@ def _without_ents(docs: Iterable[Doc], dropped: Optional[List[int]] = None) -> I
 def _say_notes(notes: Dict[str, int]) -> None:
     for note, count in notes.items():
         say("⚠", f"{count} x {note}")
-
-
-def counted(n: int, noun: str) -> str:
-    """'1 document', '3 documents', '1 entity', '2 entities'."""
-    if n == 1:
-        return f"{n} {noun}"
-    return f"{n} {noun[:-1]}ies" if noun.endswith("y") else f"{n} {noun}s"
 
 
 def say(icon: str, text: str, file=None) -> None:

@@ -78,3 +78,10 @@ def decode(data: bytes, path, encoding: str, keep_bom: bool = False) -> str:
         ) from None
     except LookupError:
         raise FormatError(path, None, f"unknown encoding {encoding!r}.") from None
+
+
+def counted(n: int, noun: str) -> str:
+    """'1 document', '3 documents', '1 entity', '2 entities'."""
+    if n == 1:
+        return f"{n} {noun}"
+    return f"{n} {noun[:-1]}ies" if noun.endswith("y") else f"{n} {noun}s"

@@ -22,7 +22,7 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List
 
-from .errors import FormatError
+from .errors import FormatError, counted
 from .formats.brat import safe_name, write_annotation_conf
 from .records import Partition
 
@@ -220,7 +220,7 @@ class BratFolder(ShardFolder):
         if not self.overwrite and not self.shard(PLAN_FILE).with_name(PLAN_FILE).exists() and self.path.is_dir():
             found = [p for p in self.path.rglob("*") if p.suffix in (".ann", ".txt") and ".done" not in p.parts]
             if found:
-                raise FormatError(found[0], None, f"exists ({counted_files(len(found))} .ann/.txt in the output "
+                raise FormatError(found[0], None, f"exists ({counted(len(found), 'file')} .ann/.txt in the output "
                                   "folder): it may hold annotations. Write to a new folder, or pass --overwrite.")
         return super().plan(key, make)
 
@@ -254,10 +254,6 @@ def refuse_existing(path: Path, overwrite: bool) -> None:
 def errors_file(path: Path) -> Path:
     """Where the rows a single output file could not hold are listed."""
     return path.with_name(path.name.rsplit(".", 1)[0] + ".errors.jsonl")
-
-
-def counted_files(n: int) -> str:
-    return f"{n} file" if n == 1 else f"{n} files"
 
 
 def brat_name(doc_id: str) -> str:
