@@ -1,4 +1,6 @@
 """The component as spaCy's own `ner` tests check it."""
+from contextlib import contextmanager
+
 import numpy
 import pytest
 import spacy
@@ -7,6 +9,7 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example
 from spacy.util import fix_random_seed
 
+from spacy_bilstm_crf.models.tagger import sequence_lengths
 from spacy_bilstm_crf.tags import is_valid, tag_names
 
 from .helpers import TRAIN_DATA, make_examples, randomize_params, read_conll, train
@@ -52,7 +55,7 @@ def test_labels_and_scoring(trained):
     nlp, _ = trained
     ner = nlp.get_pipe("bilstm_crf_ner")
     assert ner.labels == ("LOC", "ORG", "PERSON")  # sorted, from the data
-    assert ner.label_data == ner.labels
+    assert ner.label_data == ("LOC", "ORG", "PERSON")
     scores = nlp.evaluate(make_examples(nlp))
     assert scores["ents_f"] == 1.0 and scores["ents_p"] == 1.0 and scores["ents_r"] == 1.0
     assert set(scores["ents_per_type"]) == {"LOC", "ORG", "PERSON"}
@@ -100,6 +103,9 @@ def test_labels_given_to_initialize():
     ner2 = spacy.blank("en").add_pipe("bilstm_crf_ner")
     ner2.initialize(lambda: make_examples(nlp), labels=ner.label_data)
     assert ner2.labels == ner.labels
+    ner3 = spacy.blank("en").add_pipe("bilstm_crf_ner")  # labels given win over those of the data
+    ner3.initialize(lambda: make_examples(nlp), labels=["ZOO"])
+    assert ner3.labels == ("ZOO",)
 
 
 def test_label_with_hyphen_and_malformed_labels():
@@ -142,9 +148,13 @@ def test_train_empty():
     for _ in range(2):
         losses = {}
         nlp.update(examples, sgd=optimizer, losses=losses)
-        nlp.update(examples[1:], sgd=optimizer, losses=losses)  # a batch of only empty docs
-    assert numpy.isfinite(losses["bilstm_crf_ner"])
-    assert list(nlp.pipe(["", " ", "Shaka"])) is not None
+        assert numpy.isfinite(losses["bilstm_crf_ner"]) and losses["bilstm_crf_ner"] > 0
+        empty = {}
+        nlp.update(examples[1:], sgd=optimizer, losses=empty)  # a batch of only empty docs
+        assert empty["bilstm_crf_ner"] == 0
+    docs = list(nlp.pipe(["", " ", "Shaka"]))
+    assert [len(d) for d in docs] == [0, 1, 1]
+    assert docs[0].ents == () and docs[1].ents == ()
 
 
 def test_missing_annotation_is_not_penalized():
@@ -272,10 +282,17 @@ def test_overwrite_preset_outside(trained):
 
 
 def test_whitespace_tokens_do_not_start_entities(trained):
-    nlp, _ = trained
+    """A model pushed to tag every token U-PERSON still starts no entity on a
+    whitespace token."""
+    nlp = copy_of(trained[0])
+    ner = nlp.get_pipe("bilstm_crf_ner")
+    output = ner.model.get_ref("output")
+    bias = output.get_param("b").copy()
+    bias[ner.tags.index("U-PERSON")] += 50
+    output.set_param("b", bias)
     doc = nlp("Who is  Shaka Khan?\n\nI like London  and Berlin.")
-    for ent in doc.ents:
-        assert not ent[0].is_space
+    assert any(t.is_space for t in doc)
+    assert len(doc.ents) >= 8 and not any(e[0].is_space for e in doc.ents)
 
 
 def copy_of(nlp):
@@ -488,12 +505,12 @@ def blank_with_vectors():
 def test_static_vectors_frozen_and_fine_tuned(tmp_path):
     for fine_tune in (False, True):
         nlp = blank_with_vectors()
+        table = nlp.vocab.vectors.data.copy()
         config = {"model": {"tok2vec": {"include_static_vectors": True, "fine_tune_vectors": fine_tune}}}
         ner = nlp.add_pipe("bilstm_crf_ner", config=config)
         train(nlp, make_examples(nlp), n_iter=60)
         for text, gold in TRAIN_DATA:
             assert ents(nlp(text)) == gold
-        table = nlp.vocab.vectors.data.copy()
         nlp.to_disk(tmp_path / str(fine_tune))
         nlp2 = spacy.load(tmp_path / str(fine_tune))
         assert [ents(d) for d in nlp2.pipe(t for t, _ in TRAIN_DATA)] == [g for _, g in TRAIN_DATA]
@@ -527,6 +544,17 @@ def test_static_vectors_missing_is_a_clear_error():
         nlp.initialize(get_examples=lambda: make_examples(nlp))
 
 
+@contextmanager
+def max_length(ner, n):
+    """The component cutting its sequences every n tokens for a while."""
+    saved = ner.model.attrs["max_length"]
+    ner.model.attrs["max_length"] = n
+    try:
+        yield
+    finally:
+        ner.model.attrs["max_length"] = saved
+
+
 def test_long_and_odd_docs(trained):
     nlp, _ = trained
     ner = nlp.get_pipe("bilstm_crf_ner")
@@ -537,6 +565,9 @@ def test_long_and_odd_docs(trained):
             assert ent.label_ in ner.labels
     doc = nlp(long_text)
     assert len(doc) == 1500 and all(e.label_ in ner.labels for e in doc.ents)
+    assert sequence_lengths([doc], 512).tolist() == [512, 512, 476]
+    with max_length(ner, 5):  # every piece is one 5-token training-like sentence
+        assert len(nlp(long_text).ents) == 600
     # with sentence boundaries the sequences are the sentences, as in training
     nlp.add_pipe("sentencizer", first=True)
     assert len(nlp(long_text).ents) == 600
@@ -569,10 +600,15 @@ def test_one_very_long_sentence(trained):
     """10,000 tokens with no sentence boundaries: cut in 512-token pieces for
     the BiLSTM and the CRF, all packed without padding."""
     nlp, _ = trained
+    ner = nlp.get_pipe("bilstm_crf_ner")
     words = (["Shaka", "Khan", "visited", "London", "and"] * 2000)
     doc = nlp(Doc(nlp.vocab, words=words))
     assert len(doc) == 10000
-    assert all(e.label_ in nlp.get_pipe("bilstm_crf_ner").labels for e in doc.ents)
+    assert all(e.label_ in ner.labels for e in doc.ents)
+    assert sequence_lengths([doc], 512).tolist() == [512] * 19 + [272]
+    with max_length(ner, 5):  # a PERSON and a LOC in each 5-token piece
+        doc = nlp(Doc(nlp.vocab, words=words))
+    assert [e.label_ for e in doc.ents] == ["PERSON", "LOC"] * 2000
 
 
 def test_pretrained_vectors_looked_up_by_configured_attr(tmp_path):

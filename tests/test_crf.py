@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from spacy_bilstm_crf.models import crf as crf_module
-from spacy_bilstm_crf.models.crf import NEG, constrain, log_partition, marginals, path_score, viterbi
+from spacy_bilstm_crf.models.crf import NEG, constrain, expectations, log_partition, marginals, path_score, viterbi
 from spacy_bilstm_crf.models.packing import pack_index, packed, unpacked
 from spacy_bilstm_crf.tags import allowed_transitions, is_valid, n_tags
 
@@ -250,3 +250,26 @@ def test_split_is_shared_only_in_prediction():
     first = crf_module.split_of(frozen)
     assert crf_module.split_of(frozen) is first
     assert crf_module.split_of(other) is not first and crf_module.split_of(frozen) is not first  # one is kept
+
+
+@pytest.mark.parametrize("lengths,k", [([3], 3), ([4, 2, 3], 2)])
+def test_expectations_match_brute_force(lengths, k):
+    """Expected transition, start and end counts (summed over the batch) and
+    the marginals, against enumeration of every tag sequence."""
+    flat, trans, start, end = random_problem(5, lengths, k)
+    pack = pack_index(lengths)
+    d_em, d_trans, d_start, d_end = expectations(packed(flat, pack), trans, start, end)
+    want_trans, want_start, want_end = torch.zeros(k, k, dtype=flat.dtype), torch.zeros(k, dtype=flat.dtype), \
+        torch.zeros(k, dtype=flat.dtype)
+    for em in split(flat, lengths):
+        paths = list(itertools.product(range(k), repeat=len(em)))
+        scores = torch.stack([path_score_bf(em, p, trans, start, end) for p in paths])
+        for path, prob in zip(paths, torch.softmax(scores, 0)):
+            want_start[path[0]] += prob
+            want_end[path[-1]] += prob
+            for a, b in zip(path, path[1:]):
+                want_trans[a, b] += prob
+    assert torch.allclose(d_trans, want_trans, atol=1e-9)
+    assert torch.allclose(d_start, want_start, atol=1e-9) and torch.allclose(d_end, want_end, atol=1e-9)
+    assert torch.allclose(d_em, marginals(packed(flat, pack), trans, start, end), atol=1e-12)
+    assert d_start.sum().item() == pytest.approx(len(lengths))
