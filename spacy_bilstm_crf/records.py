@@ -94,6 +94,18 @@ def fingerprint(path: Path, kind: str) -> List:
     return [[str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in sources(path, kind)]
 
 
+def model_fingerprint(model: str) -> Any:
+    """What a rerun compares to tell whether the model changed (retrained
+    into the same folder, or another version of a package installed)."""
+    path = Path(model)
+    if path.exists():
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+        return [[p.relative_to(path).as_posix(), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+    from spacy.util import get_package_version
+
+    return get_package_version(model)
+
+
 def plan(path: Path, options: Options) -> List[Partition]:
     """The partitions of an input, in a fixed order; rows whose id occurred
     earlier (in this order) are marked as duplicates."""

@@ -28,7 +28,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import spacy
 
 from .errors import FormatError
-from .records import Options, Partition, annotate, fingerprint, input_kind, plan, read_partition
+from .records import Options, Partition, annotate, fingerprint, input_kind, model_fingerprint, plan, read_partition
 from .shards import Sink, encode_shard, open_sink
 
 ENGINES = ("process", "ray")
@@ -66,7 +66,7 @@ def predict_records(model: str, input_path: Path, output_path: Path, *, fmt: str
     sink = open_sink(Path(output_path), fmt, options.encoding, overwrite)
     kind = input_kind(input_path) or "txt"
     key = {"input": str(input_path), "fingerprint": fingerprint(input_path, kind) if input_path.exists() else None,
-           "model": model, "format": fmt, "options": dict(options.__dict__)}
+           "model": model, "model files": model_fingerprint(model), "format": fmt, "options": dict(options.__dict__)}
     parts = sink.plan(key, lambda: plan(input_path, options))
     pending = [p for p in parts if not sink.done(p.name)]
     skipped = len(parts) - len(pending)
