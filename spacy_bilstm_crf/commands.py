@@ -2,6 +2,7 @@
 import codecs
 import dataclasses
 import itertools
+import shutil
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -435,7 +436,7 @@ def _predicted_examples(model: str, data_path: Path, encoding: str):
     inputs = [nlp.make_doc(doc.text) if src == "brat" else
               Doc(nlp.vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc]) for doc in gold]
     docs = _progress(nlp.pipe(inputs), "Predicting", total=len(inputs))
-    return nlp, [Example(doc, ref) for doc, ref in zip(docs, gold)]
+    return nlp, [Example(ref, ref) for doc, ref in zip(docs, gold)]
 
 
 def analyze(model: str, data_path: Path, *, output: Optional[Path], n_examples: int, encoding: str) -> Dict:
@@ -548,9 +549,23 @@ def init_vectors(output: Path, *, lang: str, prune_to: List[Path], encoding: str
             docs, _ = read_docs(path, infer_format(path, None, reading=True), nlp, n_sents=10, tag_column=-1,
                                 scheme=None, encoding=encoding)
             keep |= corpus_words(docs)
+    if overwrite:
+        _remove_components(output)
     rows, width = init_glove_vectors(output, lang=lang, keep=keep)
     pruned = f", pruned to the {len(keep)} word forms of {len(prune_to)} corpora" if keep is not None else ""
     say("✔", f"Wrote {output}: GloVe 6B {width}d, {rows} vectors looked up by LOWER{pruned}")
+
+
+def _remove_components(path: Path) -> None:
+    """The folders of the components of a pipeline saved at path, which
+    would otherwise be left beside the vectors pipeline written over it."""
+    try:
+        meta = srsly.read_json(path / "meta.json")
+    except (OSError, ValueError):
+        return
+    for name in meta.get("components", []) if isinstance(meta, dict) else []:
+        if isinstance(name, str) and name == Path(name).name and name not in ("", ".", "..") and (path / name).is_dir():
+            shutil.rmtree(path / name)
 
 
 def _vectors_pipeline(path: Path) -> bool:

@@ -25,3 +25,25 @@ def test_init_vectors_pruned_and_looked_up_by_lowercase(tmp_path):
     numpy.testing.assert_array_equal(vectors.data[row], matrix[words.index("london")])
     # looked up by lowercase form, as configs/bilstm_crf_glove.cfg says (vectors_attr)
     assert (vectors.find(keys=nlp.make_doc("London is BIG").to_array("LOWER")) >= 0).all()
+
+
+def test_init_vectors_lang_and_overwrite(tmp_path):
+    """A vectors pipeline may be built again in its folder; a trained
+    pipeline's folder is replaced only with --overwrite; --lang sets the
+    pipeline's language."""
+    corpus = tmp_path / "c.conll"
+    corpus.write_text("London B-LOC\nis O\n\n")
+    out = tmp_path / "vectors"
+    cli("init-vectors", out, "--prune-to", corpus)
+    assert spacy.load(out).lang == "en"
+    cli("init-vectors", out, "--prune-to", corpus, "--lang", "de")
+    nlp = spacy.load(out)
+    assert nlp.lang == "de" and nlp.vocab.vectors.shape == (2, 50)
+    trained = tmp_path / "trained"
+    nlp.add_pipe("bilstm_crf_ner").add_label("LOC")
+    nlp.initialize()
+    nlp.to_disk(trained)
+    assert "--overwrite" in cli("init-vectors", trained, "--prune-to", corpus, ok=False)
+    assert spacy.load(trained).pipe_names == ["bilstm_crf_ner"]
+    cli("init-vectors", trained, "--prune-to", corpus, "--overwrite")
+    assert spacy.load(trained).pipe_names == [] and not (trained / "bilstm_crf_ner").exists()
