@@ -436,7 +436,7 @@ def _predicted_examples(model: str, data_path: Path, encoding: str):
     inputs = [nlp.make_doc(doc.text) if src == "brat" else
               Doc(nlp.vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc]) for doc in gold]
     docs = _progress(nlp.pipe(inputs), "Predicting", total=len(inputs))
-    return nlp, [Example(ref, ref) for doc, ref in zip(docs, gold)]
+    return nlp, [Example(doc, ref) for doc, ref in zip(docs, gold)]
 
 
 def analyze(model: str, data_path: Path, *, output: Optional[Path], n_examples: int, encoding: str) -> Dict:
