@@ -185,6 +185,9 @@ def test_predict_to_brat_with_score_notes(model, tmp_path):
     assert all(0.0 <= float(n[2].split()[1]) <= 1.0 for n in notes)
     out = cli("convert", tmp_path / "out", tmp_path / "back.spacy")  # notes are kept for the next round
     assert "Read 1 document" in out
+    (back,) = DocBin().from_disk(tmp_path / "back.spacy").get_docs(spacy.blank("en").vocab)
+    assert [e.text for e in back.ents] == [line.split("\t")[2] for line in lines if line.startswith("T")]
+    assert list(back.user_data["brat"]["ann"]) == (tmp_path / "out" / "a.ann").read_text().splitlines(True)
 
 
 def test_an_output_never_replaces_an_input(model, tmp_path):

@@ -1,13 +1,18 @@
 """Scores are conlleval's: entity-level exact match, micro-averaged, I- after O
 starting a chunk. conlleval's chunking rules are re-implemented here from its
-definition and compared with the figures our evaluation reports."""
+definition and compared with the figures our `evaluate` command reports."""
+import json
 import random
+from collections import deque
 
 import pytest
 import spacy
-from spacy.scorer import get_ner_prf
+from spacy.language import Language
+from spacy.pipeline.ner import ner_score
+from spacy.tokens import Span
 from spacy.training import Example
 
+from spacy_bilstm_crf.commands import evaluate
 from spacy_bilstm_crf.evaluation import NONE, confusion, report_table
 from spacy_bilstm_crf.formats.conll import read_conll
 
@@ -58,38 +63,70 @@ def perturb(tags, rng):
     return out
 
 
+PREDICTED: deque = deque()
+
+
+class PredictedEntities:
+    """A pipe that gives each doc the entities of the next doc of PREDICTED
+    (docs come in order), scored by spaCy's ner scorer as bilstm_crf_ner is."""
+
+    def __call__(self, doc):
+        predicted = PREDICTED.popleft()
+        assert [t.text for t in predicted] == [t.text for t in doc]
+        doc.ents = [Span(doc, e.start, e.end, e.label_) for e in predicted.ents]
+        return doc
+
+    def score(self, examples, **kwargs):
+        return ner_score(examples, **kwargs)
+
+
+@Language.factory("conlleval_test_predictions")
+def make_predicted_entities(nlp, name):
+    return PredictedEntities()
+
+
 def test_scores_equal_conlleval_on_conll2003_test(tmp_path):
+    """`evaluate` on the gold file, with a pipeline whose entities are the
+    perturbed tags (read as IOB2, conlleval's way), reports conlleval's
+    scores."""
     path = DATASETS / "conll2003" / "test.txt"
     if not path.exists():
         pytest.skip(f"{path} not found")
     rng = random.Random(0)
-    lines, gold_sents, pred_sents, words, gold = [], [], [], [], []
+    gold_lines, pred_lines, gold_sents, pred_sents, words, gold = [], [], [], [], [], []
     for line in path.read_text(encoding="utf8").split("\n"):
         cols = line.split()
         if not cols or cols[0] == "-DOCSTART-":
             if gold:
                 p = perturb(gold, rng)
                 gold_sents.append(gold), pred_sents.append(p)
-                lines.extend(f"{w} {g} {t}" for w, g, t in zip(words, gold, p))
-                lines.append("")
+                gold_lines.extend([*(f"{w} {t}" for w, t in zip(words, gold)), ""])
+                pred_lines.extend([*(f"{w} {t}" for w, t in zip(words, p)), ""])
             words, gold = [], []
             continue
         words.append(cols[0])
         gold.append(cols[-1])
-    data = tmp_path / "both.conll"
-    data.write_text("\n".join(lines) + "\n", encoding="utf8")
+    for name, lines in (("gold.conll", gold_lines), ("pred.conll", pred_lines)):
+        (tmp_path / name).write_text("\n".join(lines) + "\n", encoding="utf8")
     vocab = spacy.blank("en").vocab
-    gold_docs = read_conll(data, vocab, n_sents=1, tag_column=-2)
-    pred_docs = read_conll(data, vocab, n_sents=1, tag_column=-1, scheme="IOB2")
-    scores = get_ner_prf([Example(p, g) for p, g in zip(pred_docs, gold_docs)])
+    assert sum(len(d.ents) for d in read_conll(tmp_path / "gold.conll", vocab)) == 5648
+    PREDICTED.clear()
+    PREDICTED.extend(read_conll(tmp_path / "pred.conll", vocab, n_sents=10, scheme="IOB2"))
+    nlp = spacy.blank("en")
+    nlp.add_pipe("conlleval_test_predictions")
+    nlp.to_disk(tmp_path / "model")
+    evaluate(str(tmp_path / "model"), tmp_path / "gold.conll", output=tmp_path / "scores.json", plots=None, log=None,
+             encoding="utf-8")
+    assert not PREDICTED
+    scores = json.loads((tmp_path / "scores.json").read_text())
     expected = conlleval_scores(gold_sents, pred_sents)
+    assert scores["documents"] == -(-len(gold_sents) // 10)
     assert set(scores["ents_per_type"]) == set(expected)
     for typ, (tp, fp, fn) in expected.items():
         prf = scores["ents_per_type"][typ]
         assert prf["p"] == pytest.approx(tp / (tp + fp)) and prf["r"] == pytest.approx(tp / (tp + fn))
     tp, fp, fn = (sum(v[i] for v in expected.values()) for i in range(3))
     assert scores["ents_f"] == pytest.approx(2 * tp / (2 * tp + fp + fn))
-    assert sum(len(d.ents) for d in gold_docs) == 5648
 
 
 def test_confusion_and_table():

@@ -140,18 +140,27 @@ def test_conflicting_incorrect_span_is_a_clear_error():
 
 def test_neg_annotation_updates():
     """As spaCy's test_neg_annotation: incorrect spans of another label, or
-    overlapping the gold entity, train."""
+    overlapping the gold entity, train. The gold entity already rules them
+    out, so they add nothing to its loss; on the same text without entity
+    annotation they add to it."""
     nlp = spacy.blank("en")
     ner = nlp.add_pipe("bilstm_crf_ner", config={"incorrect_spans_key": KEY})
     ner.add_label("PERSON")
     ner.add_label("ORG")
-    example = Example.from_dict(nlp.make_doc("Who is Shaka Khan?"), {"entities": [(7, 17, "PERSON")]})
-    example.reference.spans[KEY] = [Span(example.reference, 2, 4, "ORG"), Span(example.reference, 2, 3, "PERSON"),
-                                     Span(example.reference, 1, 4, "PERSON")]
+    text = "Who is Shaka Khan?"
+    annotated = Example.from_dict(nlp.make_doc(text), {"entities": [(7, 17, "PERSON")]})
+    unannotated = Example(nlp.make_doc(text), nlp.make_doc(text))
     optimizer = nlp.initialize()
+    scores = ner.model.predict([annotated.predicted])
+    before = [ner.get_loss([eg], scores)[0] for eg in (annotated, unannotated)]
+    for eg in (annotated, unannotated):
+        eg.reference.spans[KEY] = [Span(eg.reference, 2, 4, "ORG"), Span(eg.reference, 2, 3, "PERSON"),
+                                   Span(eg.reference, 1, 4, "PERSON")]
+    assert ner.get_loss([annotated], scores)[0] == pytest.approx(before[0], abs=1e-6)
+    assert before[1] == 0.0 and ner.get_loss([unannotated], scores)[0] > 0.01
     for _ in range(2):
         losses = {}
-        nlp.update([example], sgd=optimizer, losses=losses)
+        nlp.update([annotated, unannotated], sgd=optimizer, losses=losses)
         assert numpy.isfinite(losses["bilstm_crf_ner"]) and losses["bilstm_crf_ner"] > 0
 
 

@@ -4,7 +4,15 @@ import shutil
 from pathlib import Path
 
 import pytest
+import spacy
+import srsly
+from spacy.scorer import get_ner_prf
+from spacy.tokens import Doc, DocBin
+from spacy.training import Example
 from weasel.cli.run import project_run
+
+from spacy_bilstm_crf.analysis import error_analysis
+from spacy_bilstm_crf.evaluation import confusion
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -17,7 +25,18 @@ def test_project_all(tmp_path):
     metrics = json.loads((tmp_path / "metrics" / "bilstm_crf.json").read_text())
     assert set(metrics["ents_per_type"]) == {"PER", "ORG", "LOC", "MISC"}
     assert metrics["ents_f"] > 0.5
-    assert (tmp_path / "training" / "bilstm_crf" / "model-best" / "bilstm_crf_ner" / "model").exists()
+    model = tmp_path / "training" / "bilstm_crf" / "model-best"
+    assert (model / "bilstm_crf_ner" / "model").exists()
+    # evaluate and analyze report on model-best's predictions, as made here
+    nlp = spacy.load(model)
+    gold = list(DocBin().from_disk(tmp_path / "corpus" / "sample_dev.spacy").get_docs(nlp.vocab))
+    words = [Doc(nlp.vocab, words=[t.text for t in g], spaces=[bool(t.whitespace_) for t in g]) for g in gold]
+    examples = [Example(doc, g) for doc, g in zip(nlp.pipe(words), gold)]
+    scores = get_ner_prf(examples)
+    assert metrics["ents_f"] == pytest.approx(scores["ents_f"])
+    assert {k: v["f"] for k, v in metrics["ents_per_type"].items()} == pytest.approx(
+        {k: v["f"] for k, v in scores["ents_per_type"].items()})
+    assert metrics["confusion"] == confusion(examples) and metrics["documents"] == len(gold)
     for png in ["confusion_matrix.png", "learning_curve.png"]:
         assert (tmp_path / "metrics" / "bilstm_crf" / png).read_bytes().startswith(b"\x89PNG")
     assert set(metrics["confusion"]) == {"LOC", "MISC", "ORG", "PER", "(none)"}
@@ -25,7 +44,7 @@ def test_project_all(tmp_path):
     assert brat_metrics["documents"] == 8
     errors = json.loads((tmp_path / "metrics" / "bilstm_crf_errors.json").read_text())
     assert errors["typed"]["f"] == pytest.approx(metrics["ents_f"])
-    assert set(errors["false_negatives"]) == {"type", "boundary", "boundary_type", "missed"}
+    assert errors == json.loads(srsly.json_dumps({**error_analysis(examples), "documents": len(gold)}))
     page = (tmp_path / "metrics" / "bilstm_crf" / "entities.html").read_text()
     assert page.startswith("<!DOCTYPE html>") and 'class="entity"' in page
     predicted = tmp_path / "predictions" / "bilstm_crf"

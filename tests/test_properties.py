@@ -1,5 +1,6 @@
 """Property-based tests: random valid documents round-trip exactly through
 every format; random bytes give a FormatError or a valid result, never a crash."""
+import re
 import tempfile
 from pathlib import Path
 
@@ -91,16 +92,38 @@ def test_brat_round_trip(document):
                 assert doc.char_span(int(start), int(end)) is not None
 
 
+# bytes that often make a CoNLL file: rows of a token and a tag (now and then a bad byte or tag)
+conll_token = st.sampled_from([b"a", b"\xc3\xa9", b"-DOCSTART-", b"O", b"\xff"])
+conll_tag = st.sampled_from([b"O", b"B-X", b"I-Y", b"L-X", b"U-Y", b"E-X", b"S-Y", b"Q-X"])
+conll_rows = st.lists(st.tuples(st.one_of(st.just(()), st.tuples(conll_token, conll_tag)),
+                                st.sampled_from([b" ", b"\t"]), st.sampled_from([b"\n", b"\r\n", b"\r"])), max_size=12)
+conll_like = st.builds(lambda bom, rows: bom + b"".join(sep.join(cols) + end for cols, sep, end in rows),
+                       st.sampled_from([b"", b"\xef\xbb\xbf"]), conll_rows)
+
+
 @SETTINGS
-@given(st.binary(max_size=300), st.binary(max_size=300))
+@given(st.one_of(st.binary(max_size=300), conll_like), st.binary(max_size=300))
 def test_random_bytes_never_crash_the_readers(txt, ann):
+    """A FormatError naming the file, or docs holding what the file holds:
+    each CoNLL row's token, in an entity exactly where its tag is not O; the
+    .txt's text, every byte of it."""
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         (tmp / "d.conll").write_bytes(txt)
         (tmp / "d.txt").write_bytes(txt)
         (tmp / "d.ann").write_bytes(ann)
-        for read in (lambda: read_conll(tmp / "d.conll", NLP.vocab), lambda: read_brat(tmp / "d.txt", NLP, root=tmp)):
-            try:
-                read()
-            except FormatError as err:
-                assert str(err).startswith(str(tmp))
+        try:
+            docs = read_conll(tmp / "d.conll", NLP.vocab)
+        except FormatError as err:
+            assert str(err).startswith(str(tmp))
+        else:
+            rows = [cols for cols in (line.split() for line in re.split(r"\r\n|\r|\n", txt.decode("utf-8-sig")))
+                    if cols and cols[0] != "-DOCSTART-"]
+            assert [t.text for doc in docs for t in doc] == [cols[0] for cols in rows]
+            assert [t.ent_iob_ != "O" for doc in docs for t in doc] == [cols[-1] != "O" for cols in rows]
+        try:
+            doc = read_brat(tmp / "d.txt", NLP, root=tmp)
+        except FormatError as err:
+            assert str(err).startswith(str(tmp))
+        else:
+            assert doc.text == txt.decode("utf-8")

@@ -34,6 +34,29 @@ def cli(*args, ok=True, env=None):
     return output
 
 
+WATCH_POOL = (
+    "import multiprocessing, sys\n"
+    "from spacy_bilstm_crf import scale\n"
+    "from spacy_bilstm_crf.__main__ import app\n"
+    "run_process = scale.run_process\n"
+    "def watched(model, parts, deliver, **kwargs):\n"
+    "    def seen(part, result):\n"
+    "        print('labelling processes:', *sorted(p.pid for p in multiprocessing.active_children()), flush=True)\n"
+    "        deliver(part, result)\n"
+    "    return run_process(model, parts, seen, **kwargs)\n"
+    "scale.run_process = watched\n"
+    "app(sys.argv[1:])\n"
+)
+
+
+def pool_pids(*args):
+    """Run the CLI; for each partition it delivered, the pids of the child
+    processes alive then (the pool's workers)."""
+    result = subprocess.run([sys.executable, "-c", WATCH_POOL, *map(str, args)], capture_output=True, text=True)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stdout + result.stderr
+    return [tuple(line.split()[2:]) for line in result.stdout.splitlines() if line.startswith("labelling processes:")]
+
+
 def texts(n, seed=0):
     rng = random.Random(seed)
     out = []
@@ -210,8 +233,12 @@ def test_resume_after_a_crash_finishes_the_rest(model, corpus, tmp_path):
 
 
 def test_process_pool_writes_the_same_shards(model, corpus, tmp_path):
+    """--n-process 2 labels in a pool of two processes (alive whenever a
+    partition is delivered) and writes the bytes one process writes."""
     cli("predict", model, corpus / "docs.jsonl", tmp_path / "one", "--partition-size", "60")
-    cli("predict", model, corpus / "docs.jsonl", tmp_path / "two", "--partition-size", "60", "--n-process", "2")
+    pools = pool_pids("predict", model, corpus / "docs.jsonl", tmp_path / "two", "--partition-size", "60",
+                      "--n-process", "2")
+    assert len(pools) == 4 and len(set(pools)) == 1 and len(pools[0]) == 2
     assert shard_files(tmp_path / "one") == shard_files(tmp_path / "two")
 
 
@@ -222,7 +249,9 @@ def test_thread_counts_are_the_same_in_every_engine(model, tmp_path):
     big = [{"id": f"t{i:05d}", "text": t} for i, t in enumerate(texts(3000, seed=1))]
     (tmp_path / "big.jsonl").write_text("".join(json.dumps(d) + "\n" for d in big), encoding="utf-8")
     cli("predict", model, tmp_path / "big.jsonl", tmp_path / "one", "--partition-size", "1500")
-    cli("predict", model, tmp_path / "big.jsonl", tmp_path / "two", "--partition-size", "1500", "--n-process", "2")
+    pools = pool_pids("predict", model, tmp_path / "big.jsonl", tmp_path / "two", "--partition-size", "1500",
+                      "--n-process", "2")
+    assert len(pools) == 2 and len(set(pools)) == 1 and len(pools[0]) == 2
     assert shard_files(tmp_path / "one") == shard_files(tmp_path / "two")
 
 
@@ -317,7 +346,7 @@ def test_ray_cluster_jsonl_same_rows(model, corpus, ray_head, tmp_path):
 def test_train_and_predict_on_gpu(corpus, tmp_path):
     """spacy train --gpu-id 0 and predict --gpu-id 0 run (Thinc's CupyOps,
     torch on CUDA) and agree with the same model on the CPU."""
-    pytest.importorskip("cupy")  # spaCy's GPU ops (pip install cupy-cuda12x)
+    pytest.importorskip("cupy")  # spaCy's GPU ops: the [cuda12x] extra
     from spacy.tokens import DocBin
 
     from .helpers import gold_docs

@@ -1,7 +1,10 @@
 import numpy
 import pytest
-from spacy.training import biluo_to_iob, iob_to_biluo
+from spacy.tokens import Doc, Span
+from spacy.training import biluo_tags_to_spans, biluo_to_iob, iob_to_biluo
+from spacy.vocab import Vocab
 
+from spacy_bilstm_crf.formats.conll import tags_to_spans
 from spacy_bilstm_crf.tags import (
     MISSING, NO_LABEL, UNKNOWN_LABEL, allowed_transitions, iob_to_tag_ids, is_valid,
     split_entities_at, tag_ids_to_spans, tag_names,
@@ -83,5 +86,16 @@ def test_split_entities_at_segment_starts():
 
 
 def test_matches_spacy_iob_to_biluo():
-    iob = ["B-PER", "I-PER", "O", "I-LARGE-ANIMAL", "B-LARGE-ANIMAL"]
-    assert iob_to_biluo(iob) == ["B-PER", "L-PER", "O", "U-LARGE-ANIMAL", "U-LARGE-ANIMAL"]
+    """IOB2 tags read as the CoNLL reader reads them (an I- after O or after
+    another type starts an entity), then turned into BILUO tag ids from the
+    doc's entities as in training, are the tags of spaCy's iob_to_biluo."""
+    iob = ["B-PER", "I-PER", "O", "I-LARGE-ANIMAL", "B-LARGE-ANIMAL", "I-PER", "I-PER", "B-PER", "B-PER"]
+    biluo = iob_to_biluo(iob)
+    assert biluo == ["B-PER", "L-PER", "O", "U-LARGE-ANIMAL", "U-LARGE-ANIMAL", "B-PER", "L-PER", "U-PER", "U-PER"]
+    doc = Doc(Vocab(), words=[f"w{i}" for i in range(len(iob))])
+    spans, _ = tags_to_spans(iob, "IOB2")
+    doc.ents = [Span(doc, start, end, label) for start, end, label in spans]
+    assert [(e.start, e.end, e.label_) for e in biluo_tags_to_spans(doc, biluo)] == spans
+    label = [LABELS.index(t.ent_type_) if t.ent_type_ else NO_LABEL for t in doc]
+    names = tag_names(LABELS, "BILUO")
+    assert [names[i] for i in iob_to_tag_ids(doc.to_array("ENT_IOB"), label, "BILUO")] == biluo
