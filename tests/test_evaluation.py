@@ -143,3 +143,49 @@ def test_confusion_and_table():
                           "ents_per_type": {"LOC": {"p": 1.0, "r": 1.0, "f": 1.0}}})
     assert table.splitlines()[1].split() == ["LOC", "100.00", "100.00", "100.00"]
     assert table.splitlines()[-1].split() == ["ALL", "33.33", "33.33", "33.33", "micro"]
+
+
+@pytest.fixture
+def saved_figures(monkeypatch):
+    """The figures the plotting functions save, kept for inspection."""
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    figures = []
+    save = Figure.savefig
+
+    def keep(fig, *args, **kwargs):
+        figures.append(fig)
+        return save(fig, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    return figures
+
+
+def test_confusion_plot_shows_the_counts(saved_figures, tmp_path):
+    from spacy_bilstm_crf.evaluation import plot_confusion
+
+    matrix = {"LOC": {"LOC": 7, "PER": 2, NONE: 1}, "PER": {"LOC": 0, "PER": 5, NONE: 0},
+              NONE: {"LOC": 3, "PER": 0, NONE: 0}}
+    assert plot_confusion(matrix, tmp_path / "c.png").read_bytes().startswith(b"\x89PNG")
+    ax = saved_figures[0].axes[0]
+    cells = {(int(round(t.get_position()[1])), int(round(t.get_position()[0]))): t.get_text() for t in ax.texts}
+    assert cells == {(0, 0): "7", (0, 1): "2", (0, 2): "1", (1, 1): "5", (2, 0): "3"}  # (gold row, predicted column)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["LOC", "PER", NONE]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["LOC", "PER", NONE]
+    shares = ax.images[0].get_array()
+    assert shares[0].tolist() == pytest.approx([0.7, 0.2, 0.1]) and shares[1].tolist() == [0.0, 1.0, 0.0]
+
+
+def test_learning_curve_plot_shows_scores_losses_and_the_best(saved_figures, tmp_path):
+    from spacy_bilstm_crf.evaluation import plot_learning_curve
+
+    rows = [{"step": s, "scores": {"ents_f": f}, "losses": {"bilstm_crf_ner": loss}}
+            for s, f, loss in [(0, 0.0, 90.0), (200, 71.5, 20.0), (400, 84.25, 8.0), (600, 83.0, 5.0)]]
+    assert plot_learning_curve(rows, tmp_path / "l.png").read_bytes().startswith(b"\x89PNG")
+    scores_ax, loss_ax = saved_figures[0].axes
+    (scores,) = scores_ax.get_lines()
+    assert scores.get_xdata().tolist() == [0, 200, 400, 600] and scores.get_ydata().tolist() == [0.0, 71.5, 84.25, 83.0]
+    assert loss_ax.get_lines()[0].get_ydata().tolist() == [90.0, 20.0, 8.0, 5.0]
+    assert [t.get_text() for t in scores_ax.texts] == ["best 84.25 (step 400)"]
+    assert plot_learning_curve([], tmp_path / "none.png") is None and not (tmp_path / "none.png").exists()
