@@ -12,7 +12,7 @@ from .errors import FormatError
 app = typer.Typer(name="spacy_bilstm_crf", add_completion=False, no_args_is_help=True, rich_markup_mode="markdown",
                   help="BiLSTM-CRF named entity recognition for spaCy: data conversion, prediction, evaluation and error analysis.")
 VERBOSE = typer.Option(False, "--verbose", "-V", help="Show the full traceback of an error")
-OVERWRITE = typer.Option(False, "--overwrite", help="Replace an existing output file, or in a BRAT folder existing .ann files and other texts of the same names (refused by default: they may hold annotations)")
+OVERWRITE = typer.Option(False, "--overwrite", help="Replace an existing output file, or in a BRAT folder existing .ann files and other texts of the same names (refused by default: they may hold annotations); predict: start a folder of shards over (without it, a rerun of the same job resumes it)")
 
 
 def _run(verbose: bool, func, *args, **kwargs) -> None:

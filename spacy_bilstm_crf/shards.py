@@ -160,12 +160,14 @@ class Sink:
 
 
 class ShardFolder(Sink):
-    """OUTPUT/<partition>.<fmt>, resumable."""
+    """OUTPUT/<partition>.<fmt>, resumable; with overwrite, a job already
+    there (this one or another) is started over."""
 
     encodes = True
 
-    def __init__(self, path: Path, fmt: str):
+    def __init__(self, path: Path, fmt: str, overwrite: bool = False):
         super().__init__(path, fmt)
+        self.overwrite = overwrite
         if self.path.exists() and not self.path.is_dir():
             raise FormatError(self.path, None, "is a file; shards need a folder (or name a .jsonl/.parquet file).")
         for stale in self.path.glob(".*.tmp-*"):  # left by a crash mid-write
@@ -175,17 +177,35 @@ class ShardFolder(Sink):
         """The plan stored with the shards (a rerun must continue the same
         plan, never mix two), or a new one."""
         stored = self.shard(PLAN_FILE).with_name(PLAN_FILE)
+        if stored.exists() and self.overwrite:
+            self._remove_job(stored)
         if stored.exists():
             saved = json.loads(stored.read_text(encoding="utf-8"))
             if saved.get("key") != key:
                 changed = sorted(k for k in set(key) | set(saved.get("key", {})) if key.get(k) != saved["key"].get(k))
                 raise FormatError(self.path, None, f"holds shards of another job (changed: {', '.join(changed)}). "
-                                  "Write to a new folder, or delete this one to start over.")
+                                  "Write to a new folder, or pass --overwrite to start over.")
             return [Partition.from_dict(p) for p in saved["partitions"]]
         parts = make()
         data = json.dumps({"key": key, "partitions": [p.to_dict() for p in parts]}).encode("utf-8")
         write_atomic(stored, lambda tmp: tmp.write_bytes(data))
         return parts
+
+    def _remove_job(self, stored: Path) -> None:
+        """The files an earlier job wrote here (its shards or, in a BRAT
+        folder, its marks of the partitions done; its errors files; its plan),
+        nothing else."""
+        try:
+            names = [p["name"] for p in json.loads(stored.read_text(encoding="utf-8"))["partitions"]]
+        except (ValueError, KeyError, TypeError):
+            raise FormatError(stored, None, "is not a readable plan of this program: delete the folder by hand "
+                                            "to start over.") from None
+        inside = self.path.resolve()
+        for name in names:
+            for path in (self.shard(name), self.path / f"{name}.errors.jsonl"):
+                if path.is_file() and path.resolve().is_relative_to(inside):
+                    path.unlink()
+        stored.unlink()
 
     def shard(self, name: str) -> Path:
         return self.path / f"{name}.{self.fmt}"
@@ -208,9 +228,8 @@ class BratFolder(ShardFolder):
     encodes = False
 
     def __init__(self, path: Path, encoding: str = "utf-8", overwrite: bool = False):
-        super().__init__(path, "brat")
+        super().__init__(path, "brat", overwrite)
         self.encoding = encoding
-        self.overwrite = overwrite
         self.labels: set = set()
 
     def shard(self, name: str) -> Path:
@@ -310,14 +329,15 @@ class SingleFile(Sink):
 def open_sink(path: Path, fmt: str, encoding: str = "utf-8", overwrite: bool = False) -> Sink:
     """The sink of an output path. A single file (and its errors file beside
     it) or a folder of BRAT documents is replaced only with overwrite; a shard
-    folder is resumed by a rerun of the same job."""
+    folder is resumed by a rerun of the same job, or with overwrite started
+    over."""
     if fmt not in FORMATS:
         raise FormatError(path, None, f"unknown output format {fmt!r}: use one of {', '.join(FORMATS)}.")
     if fmt == "brat":
         return BratFolder(path, encoding, overwrite)
     if path.suffix.lower() == f".{fmt}":
         return SingleFile(path, fmt, overwrite)
-    return ShardFolder(path, fmt)
+    return ShardFolder(path, fmt, overwrite)
 
 
 def read_shards(path: Path) -> List[Dict]:

@@ -175,3 +175,22 @@ def test_serve_answers_with_the_displacy_page(model, tmp_path):
         server.terminate()
         server.wait(timeout=30)
     assert "Shaka Khan" in page and "PERSON" in page
+
+
+def test_predict_overwrite_starts_a_shard_folder_over(model, tmp_path):
+    """--overwrite replaces the job in a shard folder (another job, or the
+    same one again): the old job's shards go, the user's other files stay."""
+    write_jsonl(tmp_path / "in.jsonl", [{"id": str(i), "text": text} for i, (text, _) in enumerate(TRAIN_DATA)])
+    out = tmp_path / "out"
+    cli("predict", model, tmp_path / "in.jsonl", out, "--partition-size", "2")
+    (out / "notes.txt").write_text("mine")
+    assert "pass --overwrite" in cli("predict", model, tmp_path / "in.jsonl", out, "--partition-size", "3", ok=False)
+    said = cli("predict", model, tmp_path / "in.jsonl", out, "--partition-size", "3", "--overwrite")
+    assert "Labelled 4 documents in 2 partitions" in said
+    assert sorted(p.name for p in out.iterdir()) == ["_plan.json", "in-00000000.jsonl", "in-00000003.jsonl",
+                                                     "notes.txt"]
+    cli("predict", model, tmp_path / "in.jsonl", tmp_path / "fresh", "--partition-size", "3")
+    assert read_rows(out / "in-00000000.jsonl") == read_rows(tmp_path / "fresh" / "in-00000000.jsonl")
+    assert "Labelled 4 documents" in cli("predict", model, tmp_path / "in.jsonl", out, "--partition-size", "3",
+                                         "--overwrite")
+    assert (out / "notes.txt").read_text() == "mine"
