@@ -264,7 +264,8 @@ def predict(model: str, input_path: Path, output_path: Path, *, to_format: Optio
         return _predict_records(model, input_path, output_path, fmt, batch_size=batch_size, encoding=encoding,
                                 engine=engine or "process", n_process=n_process, gpu_id=gpu_id, address=address,
                                 workers=workers, cpus_per_worker=cpus_per_worker, text_column=text_column,
-                                id_column=id_column, partition_size=partition_size, overwrite=overwrite)
+                                id_column=id_column, partition_size=partition_size, overwrite=overwrite,
+                                score_notes=score_notes)
     if engine == "ray":
         raise FormatError(input_path, None, "--engine ray reads a folder of .txt files, a .jsonl or a .parquet file.")
     if gpu_id >= 0:

@@ -55,18 +55,21 @@ def predict_records(model: str, input_path: Path, output_path: Path, *, fmt: str
                     engine: str = "process", batch_size: int = 256, n_process: int = 1, gpu_id: int = -1,
                     address: Optional[str] = None, workers: Optional[int] = None, cpus_per_worker: int = 1,
                     progress: Optional[Callable] = None, labels: Callable = lambda nlp: (),
-                    overwrite: bool = False) -> Dict:
+                    overwrite: bool = False, score_notes: bool = False) -> Dict:
     """Label an input of records and write one shard per partition, skipping
-    those already written. Returns counts: partitions and documents written,
-    entities, errors, partitions skipped as complete."""
+    those already written (score_notes: BRAT output gets each entity's
+    probability as a note). Returns counts: partitions and documents
+    written, entities, errors, partitions skipped as complete."""
     if engine not in ENGINES:
         raise FormatError(input_path, None, f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}.")
     input_path = Path(input_path).resolve()  # workers may run elsewhere: paths must be absolute
     model = str(Path(model).resolve()) if Path(model).exists() else str(model)
-    sink = open_sink(Path(output_path), fmt, options.encoding, overwrite)
+    sink = open_sink(Path(output_path), fmt, options.encoding, overwrite, score_notes)
     kind = input_kind(input_path) or "txt"
     key = {"input": str(input_path), "fingerprint": fingerprint(input_path, kind) if input_path.exists() else None,
            "model": model, "model files": model_fingerprint(model), "format": fmt, "options": dict(options.__dict__)}
+    if fmt == "brat":
+        key["score notes"] = score_notes
     parts = sink.plan(key, lambda: plan(input_path, options))
     pending = [p for p in parts if not sink.done(p.name)]
     skipped = len(parts) - len(pending)

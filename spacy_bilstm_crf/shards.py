@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List
 
 from .errors import FormatError, counted
-from .formats.brat import safe_name, write_annotation_conf
+from .formats.brat import note_line, safe_name, write_annotation_conf
 from .records import Partition
 
 FORMATS = ("jsonl", "parquet", "brat")
@@ -227,9 +227,10 @@ class BratFolder(ShardFolder):
 
     encodes = False
 
-    def __init__(self, path: Path, encoding: str = "utf-8", overwrite: bool = False):
+    def __init__(self, path: Path, encoding: str = "utf-8", overwrite: bool = False, score_notes: bool = False):
         super().__init__(path, "brat", overwrite)
         self.encoding = encoding
+        self.score_notes = score_notes
         self.labels: set = set()
 
     def shard(self, name: str) -> Path:
@@ -253,7 +254,7 @@ class BratFolder(ShardFolder):
             txt = self.path / f"{name}.txt"
             txt.parent.mkdir(parents=True, exist_ok=True)
             txt.write_bytes(row["text"].encode(self.encoding))
-            txt.with_suffix(".ann").write_bytes("".join(ann_lines(row)).encode(self.encoding))
+            txt.with_suffix(".ann").write_bytes("".join(ann_lines(row, self.score_notes)).encode(self.encoding))
             self.labels.update(e["label"] for e in row["entities"])
         data = json.dumps(sorted(names)).encode("utf-8")
         write_atomic(self.shard(part.name), lambda tmp: tmp.write_bytes(data))
@@ -285,14 +286,17 @@ def brat_name(doc_id: str) -> str:
     return f"{name}-{hashlib.sha1(doc_id.encode('utf-8')).hexdigest()[:8]}"
 
 
-def ann_lines(row: Dict) -> List[str]:
+def ann_lines(row: Dict, score_notes: bool = False) -> List[str]:
     """BRAT T-lines of a row's entities (newlines in an entity's text become
-    spaces, as BRAT shows them)."""
-    lines = []
+    spaces, as BRAT shows them), and with score_notes a note with each one's
+    probability, as predict writes them for documents."""
+    lines, notes = [], []
     for i, e in enumerate(row["entities"], start=1):
         text = " ".join(e["text"].split()) if re.search("[\r\n]", e["text"]) else e["text"]
         lines.append(f"T{i}\t{e['label']} {e['start']} {e['end']}\t{text}\n")
-    return lines
+        if score_notes and e.get("score") is not None:
+            notes.append(note_line(len(notes) + 1, i, e["score"]))
+    return lines + notes
 
 
 class SingleFile(Sink):
@@ -326,7 +330,8 @@ class SingleFile(Sink):
         return self.written
 
 
-def open_sink(path: Path, fmt: str, encoding: str = "utf-8", overwrite: bool = False) -> Sink:
+def open_sink(path: Path, fmt: str, encoding: str = "utf-8", overwrite: bool = False,
+              score_notes: bool = False) -> Sink:
     """The sink of an output path. A single file (and its errors file beside
     it) or a folder of BRAT documents is replaced only with overwrite; a shard
     folder is resumed by a rerun of the same job, or with overwrite started
@@ -334,7 +339,7 @@ def open_sink(path: Path, fmt: str, encoding: str = "utf-8", overwrite: bool = F
     if fmt not in FORMATS:
         raise FormatError(path, None, f"unknown output format {fmt!r}: use one of {', '.join(FORMATS)}.")
     if fmt == "brat":
-        return BratFolder(path, encoding, overwrite)
+        return BratFolder(path, encoding, overwrite, score_notes)
     if path.suffix.lower() == f".{fmt}":
         return SingleFile(path, fmt, overwrite)
     return ShardFolder(path, fmt, overwrite)

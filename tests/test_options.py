@@ -194,3 +194,23 @@ def test_predict_overwrite_starts_a_shard_folder_over(model, tmp_path):
     assert "Labelled 4 documents" in cli("predict", model, tmp_path / "in.jsonl", out, "--partition-size", "3",
                                          "--overwrite")
     assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_score_notes_on_the_record_path(model, tmp_path):
+    """--score-notes writes the same .ann files whether the texts go through
+    the document path (a .txt folder) or the record path (JSONL to BRAT, as
+    with --engine ray), and a rerun that adds it is another job."""
+    texts = tmp_path / "texts"
+    texts.mkdir()
+    rows = [{"id": name, "text": text} for name, (text, _) in zip("abcd", TRAIN_DATA)]
+    for row in rows:
+        (texts / f"{row['id']}.txt").write_text(row["text"], encoding="utf8")
+    write_jsonl(tmp_path / "in.jsonl", rows)
+    cli("predict", model, texts, tmp_path / "docs", "--score-notes")
+    cli("predict", model, tmp_path / "in.jsonl", tmp_path / "records", "--to", "brat", "--score-notes")
+    for row in rows:
+        ann = (tmp_path / "docs" / f"{row['id']}.ann").read_text(encoding="utf8")
+        assert "AnnotatorNotes T1\tconfidence " in ann
+        assert (tmp_path / "records" / f"{row['id']}.ann").read_text(encoding="utf8") == ann
+    out = cli("predict", model, tmp_path / "in.jsonl", tmp_path / "records", "--to", "brat", ok=False)
+    assert "changed: score notes" in out

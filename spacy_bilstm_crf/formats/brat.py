@@ -238,10 +238,15 @@ def ann_lines(doc: Doc, scores: Optional[Dict] = None) -> List[str]:
         text = " ".join(ent.text.split()) if "\n" in ent.text or "\r" in ent.text else ent.text
         out.append(f"T{next_id}\t{ent.label_} {ent.start_char} {ent.end_char}\t{text}\n")
         if scores and key in scores:
-            notes.append(f"#{next_note}\tAnnotatorNotes T{next_id}\tconfidence {scores[key]:.2f}\n")
+            notes.append(note_line(next_note, next_id, scores[key]))
             next_note += 1
         next_id += 1
     return out + notes
+
+
+def note_line(note_id: int, entity_id: int, score: float) -> str:
+    """An AnnotatorNotes line giving entity T<entity_id>'s probability."""
+    return f"#{note_id}\tAnnotatorNotes T{entity_id}\tconfidence {score:.2f}\n"
 
 
 def _referenced_ids(lines: Iterable[str]) -> Set[str]:
