@@ -102,6 +102,10 @@ def make_bilstm_crf_ner(
                         incorrect_spans_key=incorrect_spans_key, scorer=scorer)
 
 
+# settings of use, not of the trained model: a trained pipeline takes them from its config
+SETTINGS = ("spans_key", "alternatives_threshold", "incorrect_spans_key")
+
+
 class DocPrediction(NamedTuple):
     """What `predict` finds in one doc: the best tag ids, and spans (start,
     end, label index) with the probability that each is an entity: the
@@ -130,6 +134,7 @@ class BiLSTMCRFNER(TrainablePipe):
         self.cfg: Dict = {"labels": [], "scheme": check_scheme(scheme), "spans_key": spans_key,
                           "alternatives_threshold": alternatives_threshold,
                           "incorrect_spans_key": incorrect_spans_key, "untrained_labels": []}
+        self._settings = {key: self.cfg[key] for key in SETTINGS}
         self.scorer = scorer
         self._n_updates = 0
         self._rehearsal_model: Optional[Model] = None  # set by nlp.resume_training()
@@ -198,13 +203,21 @@ class BiLSTMCRFNER(TrainablePipe):
 
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "BiLSTMCRFNER":
         super().from_bytes(bytes_data, exclude=exclude)
-        self._add_label_strings()
+        self._loaded()
         return self
 
     def from_disk(self, path, *, exclude: Iterable[str] = tuple()) -> "BiLSTMCRFNER":
         super().from_disk(path, exclude=exclude)
-        self._add_label_strings()
+        self._loaded()
         return self
+
+    def _loaded(self) -> None:
+        """After the saved cfg is read: the settings are those this component
+        was made with (the config spacy.load read, overrides included), not
+        those saved with the model, so that nlp.config tells what is used;
+        labels, scheme and untrained labels are the model's."""
+        self.cfg.update(self._settings)
+        self._add_label_strings()
 
     def _add_label_strings(self) -> None:
         """The labels in the vocab's strings also when the vocab was not loaded

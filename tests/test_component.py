@@ -658,3 +658,28 @@ def test_parameter_averages_reach_the_torch_layers(tmp_path):
     loaded_shims = [node.shims[0] for node in loaded.model.walk() if node.shims]
     for shim, saved in zip(loaded_shims, averaged):
         assert all(torch.equal(v, saved[k]) for k, v in shim._model.state_dict().items())
+
+
+def test_settings_of_a_trained_pipeline_come_from_its_config(trained, tmp_path):
+    """spans_key, alternatives_threshold and incorrect_spans_key given when
+    loading (or edited in config.cfg) are used, as nlp.config says; labels
+    stay the trained model's."""
+    nlp, _ = trained
+    nlp.to_disk(tmp_path / "model")
+    text = TRAIN_DATA[0][0]
+    doc = spacy.load(tmp_path / "model")(text)
+    assert [s.text for s in doc.spans["bilstm_crf_ner"]] == ["Shaka Khan"]
+    settings = {"spans_key": "alt", "alternatives_threshold": 0.0001, "incorrect_spans_key": "neg"}
+    loaded = spacy.load(tmp_path / "model", config={"components": {"bilstm_crf_ner": settings}})
+    ner = loaded.get_pipe("bilstm_crf_ner")
+    assert loaded.config["components"]["bilstm_crf_ner"]["spans_key"] == "alt"
+    assert ner.labels == nlp.get_pipe("bilstm_crf_ner").labels and ner.incorrect_spans_key == "neg"
+    doc = loaded(text)
+    assert "bilstm_crf_ner" not in doc.spans and len(doc.spans["alt"]) > 1  # the entity and its alternatives
+    assert doc.spans["alt"][0].text == "Shaka Khan"
+    off = spacy.load(tmp_path / "model", config={"components": {"bilstm_crf_ner": {"spans_key": None}}})
+    doc = off(text)
+    assert len(doc.spans) == 0 and [e.text for e in doc.ents] == ["Shaka Khan"]
+    config = (tmp_path / "model" / "config.cfg").read_text()
+    (tmp_path / "model" / "config.cfg").write_text(config.replace('spans_key = "bilstm_crf_ner"', 'spans_key = "edited"'))
+    assert list(spacy.load(tmp_path / "model")(text).spans) == ["edited"]
