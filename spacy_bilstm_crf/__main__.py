@@ -70,7 +70,7 @@ def predict(
     engine: Optional[str] = typer.Option(None, "--engine", help="process (default: this machine) or ray"),
     address: Optional[str] = typer.Option(None, "--address", help="Ray: cluster address (default: RAY_ADDRESS, else a local Ray)"),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Ray: actors, each loading the model once (default: the cluster's CPUs)"),
-    cpus_per_worker: int = typer.Option(1, "--cpus-per-worker", min=1, help="CPUs (torch threads) per labelling process: this one, each of --n-process, each Ray actor"),
+    cpus_per_worker: int = typer.Option(1, "--cpus-per-worker", min=1, help="CPUs (torch threads) per labelling process on the record path (JSONL/Parquet in or out, or --engine ray): this one, each of --n-process, each Ray actor"),
     n_process: int = typer.Option(1, "--n-process", min=1, help="Processes on this machine (process engine)"),
     text_column: str = typer.Option("text", "--text-column", help="JSONL/Parquet: the text column"),
     id_column: str = typer.Option("id", "--id-column", help="JSONL/Parquet: the id column"),
