@@ -462,6 +462,10 @@ def _labelled(model: str, input_path: Path, encoding: str, limit: int):
     """The pipeline, its entity labels and the input docs, labelled by it."""
     require_input(input_path, encoding)
     nlp = _load(model)
+    from .records import input_kind
+
+    if input_kind(input_path) in ("jsonl", "parquet"):
+        return nlp, _entity_labels(nlp), _labelled_records(nlp, input_path, encoding, limit)
     fmt = _input_format(input_path, encoding)
     if fmt == "brat" and input_path.is_file():  # a raw .txt file: one text per line
         text = decode(input_path.read_bytes(), input_path, encoding)
@@ -471,6 +475,30 @@ def _labelled(model: str, input_path: Path, encoding: str, limit: int):
         docs, _ = read_docs(input_path, fmt, nlp, n_sents=10, tag_column=-1, scheme=None, encoding=encoding)
         docs = list(nlp.pipe(_without_ents(docs[:limit] if limit else docs)))
     return nlp, _entity_labels(nlp), docs
+
+
+def _labelled_records(nlp, input_path: Path, encoding: str, limit: int) -> List[Doc]:
+    """The first `limit` (0: all) labellable rows of a JSONL/Parquet input
+    ("text" column), labelled, each titled by its id; rows without a text
+    are counted in a warning."""
+    from .records import Options, plan, read_partition
+
+    options = Options(encoding=encoding)
+    records, skipped = [], 0
+    for part in plan(input_path, options):
+        for record in read_partition(part, options):
+            if record.error is not None:
+                skipped += 1
+            elif not limit or len(records) < limit:
+                records.append(record)
+        if limit and len(records) >= limit:
+            break
+    if skipped:
+        say("⚠", f"{counted(skipped, 'row')} of {input_path} left out: no text to label (or a repeated id)")
+    docs = list(nlp.pipe(r.text for r in records))
+    for doc, record in zip(docs, records):
+        doc.user_data["title"] = str(record.id)
+    return docs
 
 
 def visualize(model: str, input_path: Path, output: Path, *, limit: int, encoding: str) -> None:

@@ -214,3 +214,21 @@ def test_score_notes_on_the_record_path(model, tmp_path):
         assert (tmp_path / "records" / f"{row['id']}.ann").read_text(encoding="utf8") == ann
     out = cli("predict", model, tmp_path / "in.jsonl", tmp_path / "records", "--to", "brat", ok=False)
     assert "changed: score notes" in out
+
+
+def test_visualize_reads_records(model, tmp_path):
+    """JSONL (and Parquet) rows as predict reads them, titled by their id; a
+    row without text is counted, not shown."""
+    rows = [{"id": "first", "text": TRAIN_DATA[0][0]}, {"id": "empty", "text": None},
+            {"id": "second", "text": TRAIN_DATA[1][0]}, {"id": "third", "text": TRAIN_DATA[2][0]}]
+    write_jsonl(tmp_path / "in.jsonl", rows)
+    out = cli("visualize", model, tmp_path / "in.jsonl", tmp_path / "page.html", "--limit", "2")
+    assert "1 row of" in out and "2 documents, 3 entities" in out
+    page = (tmp_path / "page.html").read_text(encoding="utf8")
+    assert "first" in page and "second" in page and "Shaka Khan" in page and "Angela" not in page
+    pytest.importorskip("pyarrow")
+    import pyarrow
+    import pyarrow.parquet
+
+    pyarrow.parquet.write_table(pyarrow.Table.from_pylist(rows), tmp_path / "in.parquet")
+    assert "3 documents, 5 entities" in cli("visualize", model, tmp_path / "in.parquet", tmp_path / "pq.html")
