@@ -154,9 +154,7 @@ def _left_out(docs: List[Doc], fmt: str) -> Dict[str, int]:
     other CoNLL columns and -DOCSTART- lines (outside CoNLL)."""
     notes: Dict[str, int] = {}
     if fmt != "brat":
-        meta = [d.user_data.get(brat.USER_DATA_KEY, {}) for d in docs]
-        n = sum(1 for m in meta for i, line in enumerate(m.get("ann", []))
-                if line.strip() and str(i) not in m.get("entity_lines", {}))
+        n = sum(_other_ann_lines(d.user_data.get(brat.USER_DATA_KEY, {})) for d in docs)
         if n:
             notes[f"BRAT annotation lines other than the entities (relations, events, attributes, notes, "
                   f"overlapping or discontinuous entities) that {fmt} cannot hold, left out"] = n
@@ -166,6 +164,13 @@ def _left_out(docs: List[Doc], fmt: str) -> Dict[str, int]:
         if n:
             notes[f"documents whose other CoNLL columns or -DOCSTART- line {fmt} cannot hold, left out"] = n
     return notes
+
+
+def _other_ann_lines(meta: Dict) -> int:
+    """How many lines of a doc's BRAT annotation (its user_data) are not the
+    lines of entities in doc.ents."""
+    entity_lines = meta.get("entity_lines", {})
+    return sum(1 for i, line in enumerate(meta.get("ann", [])) if line.strip() and str(i) not in entity_lines)
 
 
 def _replaced(stem: Path, doc: Doc) -> List[Path]:
@@ -355,8 +360,7 @@ def _without_ents(docs: Iterable[Doc], dropped: Optional[List[int]] = None) -> I
         if meta:
             meta["has_ann"] = True  # predictions always get an .ann, even with no entity
             if dropped is not None:
-                others = [line for i, line in enumerate(meta.get("ann", [])) if str(i) not in meta.get("entity_lines", {})]
-                dropped[0] += sum(1 for line in others if line.strip())
+                dropped[0] += _other_ann_lines(meta)
             meta["ann"], meta["entity_lines"] = [], {}
         yield doc
 
@@ -588,11 +592,7 @@ def init_vectors(output: Path, *, lang: str, prune_to: List[Path], encoding: str
 def _remove_components(path: Path) -> None:
     """The folders of the components of a pipeline saved at path, which
     would otherwise be left beside the vectors pipeline written over it."""
-    try:
-        meta = srsly.read_json(path / "meta.json")
-    except (OSError, ValueError):
-        return
-    for name in meta.get("components", []) if isinstance(meta, dict) else []:
+    for name in (_saved_meta(path) or {}).get("components", []):
         if isinstance(name, str) and name == Path(name).name and name not in ("", ".", "..") and (path / name).is_dir():
             shutil.rmtree(path / name)
 
@@ -600,10 +600,18 @@ def _remove_components(path: Path) -> None:
 def _vectors_pipeline(path: Path) -> bool:
     """Whether a folder holds a pipeline without components (as init-vectors
     writes), which building the vectors again may replace."""
+    meta = _saved_meta(path)
+    return meta is not None and not meta.get("pipeline")
+
+
+def _saved_meta(path: Path) -> Optional[Dict]:
+    """The meta.json of a pipeline saved at path, or None where there is no
+    readable one."""
     try:
-        return not srsly.read_json(path / "meta.json").get("pipeline")
+        meta = srsly.read_json(path / "meta.json")
     except (OSError, ValueError):
-        return False
+        return None
+    return meta if isinstance(meta, dict) else None
 
 
 def debug_data(config_path: Path, overrides: Dict[str, Any], *, code_path: Optional[Path], details: bool,

@@ -18,12 +18,11 @@ import decimal
 import hashlib
 import json
 import os
-import re
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List
 
 from .errors import FormatError, counted
-from .formats.brat import note_line, safe_name, write_annotation_conf
+from .formats.brat import entity_line, note_line, safe_name, write_annotation_conf
 from .records import Partition
 
 FORMATS = ("jsonl", "parquet", "brat")
@@ -176,7 +175,7 @@ class ShardFolder(Sink):
     def plan(self, key: Dict, make: Callable[[], List[Partition]]) -> List[Partition]:
         """The plan stored with the shards (a rerun must continue the same
         plan, never mix two), or a new one."""
-        stored = self.shard(PLAN_FILE).with_name(PLAN_FILE)
+        stored = self.plan_file()
         if stored.exists() and self.overwrite:
             self._remove_job(stored)
         if stored.exists():
@@ -190,6 +189,11 @@ class ShardFolder(Sink):
         data = json.dumps({"key": key, "partitions": [p.to_dict() for p in parts]}).encode("utf-8")
         write_atomic(stored, lambda tmp: tmp.write_bytes(data))
         return parts
+
+    def plan_file(self) -> Path:
+        """Where the plan is kept: beside the shards (or the marks of
+        partitions done)."""
+        return self.shard(PLAN_FILE).with_name(PLAN_FILE)
 
     def _remove_job(self, stored: Path) -> None:
         """The files an earlier job wrote here (its shards or, in a BRAT
@@ -237,7 +241,7 @@ class BratFolder(ShardFolder):
         return self.path / ".done" / f"{name}.json"
 
     def plan(self, key: Dict, make: Callable[[], List[Partition]]) -> List[Partition]:
-        if not self.overwrite and not self.shard(PLAN_FILE).with_name(PLAN_FILE).exists() and self.path.is_dir():
+        if not self.overwrite and not self.plan_file().exists() and self.path.is_dir():
             found = [p for p in self.path.rglob("*") if p.suffix in (".ann", ".txt") and ".done" not in p.parts]
             if found:
                 raise FormatError(found[0], None, f"exists ({counted(len(found), 'file')} .ann/.txt in the output "
@@ -287,13 +291,11 @@ def brat_name(doc_id: str) -> str:
 
 
 def ann_lines(row: Dict, score_notes: bool = False) -> List[str]:
-    """BRAT T-lines of a row's entities (newlines in an entity's text become
-    spaces, as BRAT shows them), and with score_notes a note with each one's
-    probability, as predict writes them for documents."""
+    """BRAT T-lines of a row's entities, and with score_notes a note with each
+    one's probability, as predict writes them for documents."""
     lines, notes = [], []
     for i, e in enumerate(row["entities"], start=1):
-        text = " ".join(e["text"].split()) if re.search("[\r\n]", e["text"]) else e["text"]
-        lines.append(f"T{i}\t{e['label']} {e['start']} {e['end']}\t{text}\n")
+        lines.append(entity_line(i, e["label"], e["start"], e["end"], e["text"]))
         if score_notes and e.get("score") is not None:
             notes.append(note_line(len(notes) + 1, i, e["score"]))
     return lines + notes

@@ -235,13 +235,19 @@ def ann_lines(doc: Doc, scores: Optional[Dict] = None) -> List[str]:
         key = (ent.start_char, ent.end_char, ent.label_)
         if key in written:
             continue
-        text = " ".join(ent.text.split()) if "\n" in ent.text or "\r" in ent.text else ent.text
-        out.append(f"T{next_id}\t{ent.label_} {ent.start_char} {ent.end_char}\t{text}\n")
+        out.append(entity_line(next_id, ent.label_, ent.start_char, ent.end_char, ent.text))
         if scores and key in scores:
             notes.append(note_line(next_note, next_id, scores[key]))
             next_note += 1
         next_id += 1
     return out + notes
+
+
+def entity_line(entity_id: int, label: str, start: int, end: int, text: str) -> str:
+    """A T-line (line breaks in the entity's text become spaces, as BRAT
+    shows them)."""
+    text = " ".join(text.split()) if "\n" in text or "\r" in text else text
+    return f"T{entity_id}\t{label} {start} {end}\t{text}\n"
 
 
 def note_line(note_id: int, entity_id: int, score: float) -> str:
