@@ -13,6 +13,8 @@ app = typer.Typer(name="spacy_bilstm_crf", add_completion=False, no_args_is_help
                   help="BiLSTM-CRF named entity recognition for spaCy: data conversion, prediction, evaluation and error analysis.")
 VERBOSE = typer.Option(False, "--verbose", "-V", help="Show the full traceback of an error")
 OVERWRITE = typer.Option(False, "--overwrite", help="Replace an existing output file, or in a BRAT folder existing .ann files and other texts of the same names (refused by default: they may hold annotations); predict: start a folder of shards over (without it, a rerun of the same job resumes it)")
+TEXT_COLUMN = typer.Option("text", "--text-column", help="JSONL/Parquet: the text column")
+ID_COLUMN = typer.Option("id", "--id-column", help="JSONL/Parquet: the id column")
 
 
 def _run(verbose: bool, func, *args, **kwargs) -> None:
@@ -72,8 +74,8 @@ def predict(
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Ray: actors, each loading the model once (default: the cluster's CPUs)"),
     cpus_per_worker: int = typer.Option(1, "--cpus-per-worker", min=1, help="CPUs (torch threads) per labelling process on the record path (JSONL/Parquet in or out, or --engine ray): this one, each of --n-process, each Ray actor"),
     n_process: int = typer.Option(1, "--n-process", min=1, help="Processes on this machine (process engine)"),
-    text_column: str = typer.Option("text", "--text-column", help="JSONL/Parquet: the text column"),
-    id_column: str = typer.Option("id", "--id-column", help="JSONL/Parquet: the id column"),
+    text_column: str = TEXT_COLUMN,
+    id_column: str = ID_COLUMN,
     partition_size: int = typer.Option(1000, "--partition-size", min=1, help="Documents per partition (one output shard each)"),
     gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU to run the model on (-1: CPU)"),
     overwrite: bool = OVERWRITE,
@@ -125,28 +127,34 @@ def analyze(
 @app.command()
 def visualize(
     model: str = typer.Argument(..., help="Trained pipeline: a directory or an installed package name"),
-    input_path: Path = typer.Argument(..., help="Texts (.txt, one per line), folder of .txt, .spacy, CoNLL or BRAT"),
+    input_path: Path = typer.Argument(..., help="Texts (.txt, one per line), folder of .txt, .jsonl or .parquet, .spacy, CoNLL or BRAT"),
     output: Path = typer.Argument(..., help="HTML page to write"),
     limit: int = typer.Option(0, "--limit", min=0, help="Show at most this many documents (0: all)"),
     encoding: str = typer.Option("utf-8", "--encoding", help="Encoding of text input files"),
+    text_column: str = TEXT_COLUMN,
+    id_column: str = ID_COLUMN,
     verbose: bool = VERBOSE,
 ) -> None:
     """Write a displaCy page of the predicted entities (a colour per label)."""
-    _run(verbose, commands.visualize, model, input_path, output, limit=limit, encoding=encoding)
+    _run(verbose, commands.visualize, model, input_path, output, limit=limit, encoding=encoding,
+         text_column=text_column, id_column=id_column)
 
 
 @app.command()
 def serve(
     model: str = typer.Argument(..., help="Trained pipeline: a directory or an installed package name"),
-    input_path: Path = typer.Argument(..., help="Texts (.txt, one per line), folder of .txt, .spacy, CoNLL or BRAT"),
+    input_path: Path = typer.Argument(..., help="Texts (.txt, one per line), folder of .txt, .jsonl or .parquet, .spacy, CoNLL or BRAT"),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to serve on"),
     port: int = typer.Option(5002, "--port", help="Port to serve on"),
     limit: int = typer.Option(0, "--limit", min=0, help="Show at most this many documents (0: all)"),
     encoding: str = typer.Option("utf-8", "--encoding", help="Encoding of text input files"),
+    text_column: str = TEXT_COLUMN,
+    id_column: str = ID_COLUMN,
     verbose: bool = VERBOSE,
 ) -> None:
     """Serve the predicted entities with displacy.serve (Ctrl+C stops)."""
-    _run(verbose, commands.serve, model, input_path, host=host, port=port, limit=limit, encoding=encoding)
+    _run(verbose, commands.serve, model, input_path, host=host, port=port, limit=limit, encoding=encoding,
+         text_column=text_column, id_column=id_column)
 
 
 @app.command()

@@ -462,14 +462,16 @@ def analyze(model: str, data_path: Path, *, output: Optional[Path], n_examples: 
     return result
 
 
-def _labelled(model: str, input_path: Path, encoding: str, limit: int):
+def _labelled(model: str, input_path: Path, encoding: str, limit: int, text_column: str = "text",
+              id_column: str = "id"):
     """The pipeline, its entity labels and the input docs, labelled by it."""
     require_input(input_path, encoding)
     nlp = _load(model)
-    from .records import input_kind
+    from .records import Options, input_kind
 
     if input_kind(input_path) in ("jsonl", "parquet"):
-        return nlp, _entity_labels(nlp), _labelled_records(nlp, input_path, encoding, limit)
+        options = Options(encoding=encoding, text_column=text_column, id_column=id_column)
+        return nlp, _entity_labels(nlp), _labelled_records(nlp, input_path, options, limit)
     fmt = _input_format(input_path, encoding)
     if fmt == "brat" and input_path.is_file():  # a raw .txt file: one text per line
         text = decode(input_path.read_bytes(), input_path, encoding)
@@ -481,21 +483,19 @@ def _labelled(model: str, input_path: Path, encoding: str, limit: int):
     return nlp, _entity_labels(nlp), docs
 
 
-def _labelled_records(nlp, input_path: Path, encoding: str, limit: int) -> List[Doc]:
-    """The first `limit` (0: all) labellable rows of a JSONL/Parquet input
-    ("text" column), labelled, each titled by its id; rows without a text
-    are counted in a warning."""
-    from .records import Options, plan, read_partition
+def _labelled_records(nlp, input_path: Path, options, limit: int) -> List[Doc]:
+    """The first `limit` (0: all) labellable rows of a JSONL/Parquet input,
+    read no further than they are, labelled, each titled by its id; rows
+    without a text are counted in a warning."""
+    from .records import stream
 
-    options = Options(encoding=encoding)
     records, skipped = [], 0
-    for part in plan(input_path, options):
-        for record in read_partition(part, options):
-            if record.error is not None:
-                skipped += 1
-            elif not limit or len(records) < limit:
-                records.append(record)
-        if limit and len(records) >= limit:
+    for record in stream(input_path, options):
+        if record.error is not None:
+            skipped += 1
+            continue
+        records.append(record)
+        if len(records) == limit:
             break
     if skipped:
         say("⚠", f"{counted(skipped, 'row')} of {input_path} left out: no text to label (or a repeated id)")
@@ -505,23 +505,25 @@ def _labelled_records(nlp, input_path: Path, encoding: str, limit: int) -> List[
     return docs
 
 
-def visualize(model: str, input_path: Path, output: Path, *, limit: int, encoding: str) -> None:
+def visualize(model: str, input_path: Path, output: Path, *, limit: int, encoding: str,
+              text_column: str = "text", id_column: str = "id") -> None:
     """Write a displaCy page of the model's entities on the input."""
     from .visualize import write_page
 
     refuse_overwriting_input(output, input_path)
-    _, labels, docs = _labelled(model, input_path, encoding, limit)
+    _, labels, docs = _labelled(model, input_path, encoding, limit, text_column, id_column)
     write_page(output, docs, labels)
     say("✔", f"Wrote {output}: {counted(len(docs), 'document')}, {counted(sum(len(d.ents) for d in docs), 'entity')}")
 
 
-def serve(model: str, input_path: Path, *, host: str, port: int, limit: int, encoding: str) -> None:
+def serve(model: str, input_path: Path, *, host: str, port: int, limit: int, encoding: str,
+          text_column: str = "text", id_column: str = "id") -> None:
     """Serve the displaCy page of the model's entities on the input."""
     from spacy import displacy
 
     from .visualize import label_colors
 
-    _, labels, docs = _labelled(model, input_path, encoding, limit)
+    _, labels, docs = _labelled(model, input_path, encoding, limit, text_column, id_column)
     displacy.serve(docs, style="ent", host=host, port=port, options={"colors": label_colors(labels)})
 
 

@@ -148,7 +148,7 @@ def _plan_jsonl(src: Path, base: str, options: Options) -> Tuple[List[Partition]
     parts: List[Partition] = []
     hashes = array("Q")
     offset = 0
-    first_keys, has_text = None, False  # a row's keys, to name them if no row has the text column
+    column = _TextColumn(src, options)
     with src.open("rb") as f:
         for n, line in enumerate(f):
             if n % size == 0:
@@ -156,15 +156,32 @@ def _plan_jsonl(src: Path, base: str, options: Options) -> Tuple[List[Partition]
             offset += len(line)
             row = _jsonl_row(_without_bom(line, n, options))
             hashes.append(_id_hash(row.get(options.id_column) if row is not None else None))
-            if row is not None:
-                has_text = has_text or options.text_column in row
-                first_keys = list(row) if first_keys is None else first_keys
-    if first_keys is not None and not has_text:  # a wrong --text-column, not bad rows
-        raise FormatError(src, None, f"no row has a {options.text_column!r} field (the first row's fields: "
-                                     f"{', '.join(map(str, first_keys))}); pass --text-column.")
+            column.see(row)
+    column.check()
     if parts:
         parts[-1].stop = len(hashes)
     return parts, hashes
+
+
+class _TextColumn:
+    """Whether any row of a JSONL file has the text column: if rows are
+    objects and none has it, the column is wrong (pass --text-column), not
+    the rows."""
+
+    def __init__(self, src: Path, options: Options):
+        self.src, self.name = src, options.text_column
+        self.first_keys: Optional[List] = None
+        self.found = False
+
+    def see(self, row: Optional[Dict]) -> None:
+        if row is not None and not self.found:
+            self.found = self.name in row
+            self.first_keys = list(row) if self.first_keys is None else self.first_keys
+
+    def check(self) -> None:
+        if self.first_keys is not None and not self.found:
+            raise FormatError(self.src, None, f"no row has a {self.name!r} field (the first row's fields: "
+                                              f"{', '.join(map(str, self.first_keys))}); pass --text-column.")
 
 
 def _without_bom(line: bytes, n: int, options: Options) -> bytes:
@@ -183,11 +200,8 @@ def _jsonl_row(line: bytes) -> Optional[Dict]:
 
 
 def _plan_parquet(src: Path, base: str, options: Options) -> Tuple[List[Partition], array]:
-    meta = _parquet_file(src)
+    meta = _parquet_with_text(src, options)
     names = meta.schema_arrow.names
-    if options.text_column not in names:
-        raise FormatError(src, None, f"no column {options.text_column!r} (columns: {', '.join(names)}); "
-                                     "pass the text column with --text-column.")
     n_rows = meta.metadata.num_rows
     hashes = array("Q")
     if options.id_column in names:
@@ -196,6 +210,16 @@ def _plan_parquet(src: Path, base: str, options: Options) -> Tuple[List[Partitio
     size = options.partition_size
     parts = [Partition(f"{base}-{i:08d}", "parquet", str(src), i, min(i + size, n_rows)) for i in range(0, n_rows, size)]
     return parts, hashes
+
+
+def _parquet_with_text(src: Path, options: Options):
+    """The ParquetFile, or a FormatError if it has no text column."""
+    meta = _parquet_file(src)
+    names = meta.schema_arrow.names
+    if options.text_column not in names:
+        raise FormatError(src, None, f"no column {options.text_column!r} (columns: {', '.join(names)}); "
+                                     "pass the text column with --text-column.")
+    return meta
 
 
 def _id_hash(value) -> int:
@@ -233,6 +257,43 @@ def _mark_duplicates(by_source: List[Tuple[List[Partition], array]], options: Op
                 first[key] = part.name
 
 
+def stream(path: Path, options: Options) -> Iterator[Record]:
+    """The records of a JSONL or Parquet input in plan order, read lazily and
+    with no plan, to look at the first rows of a large input: a row whose id
+    came earlier is a duplicate, as in the plan, but the ids are kept in
+    memory, not hashed."""
+    kind = input_kind(path)
+    if kind not in ("jsonl", "parquet"):
+        raise FormatError(path, None, "expected a .jsonl or .parquet file, or a folder of them.")
+    seen = set()
+    for src in sources(path, kind):
+        for record in _stream_jsonl(src, options) if kind == "jsonl" else _stream_parquet(src, options):
+            key = (type(record.id).__name__, record.id)
+            if record.error is None and key in seen:
+                record = record._replace(error="duplicate id")
+            elif record.error is None:
+                seen.add(key)
+            yield record
+
+
+def _stream_jsonl(src: Path, options: Options) -> Iterator[Record]:
+    column = _TextColumn(src, options)
+    with src.open("rb") as f:
+        for i, line in enumerate(f):
+            if not column.found:  # most often the first row tells
+                column.see(_jsonl_row(_without_bom(line, i, options)))
+            yield _jsonl_record(i, line, options, src.name)
+    column.check()
+
+
+def _stream_parquet(src: Path, options: Options) -> Iterator[Record]:
+    i = 0
+    for batch in _parquet_with_text(src, options).iter_batches(batch_size=options.partition_size):
+        for row in batch.to_pylist():
+            yield _record(i, row, options, f"{src.name}:{i}")
+            i += 1
+
+
 # reading a partition ---------------------------------------------------------
 
 def read_partition(part: Partition, options: Options, *, check_duplicates: bool = True) -> List[Record]:
@@ -259,24 +320,25 @@ def _read_jsonl(part: Partition, options: Options) -> Iterator[Record]:
     with open(part.source, "rb") as f:
         f.seek(part.offset)
         for i in range(part.start, part.stop):
-            line = _without_bom(f.readline(), i, options)
-            fallback = f"{stem}:{i + 1}"  # file:line, for rows without a readable id
-            text, error = _decode(line, options.encoding)
-            if error:
-                yield Record(i, _readable_id(line, options) or fallback, None, {}, error)
-                continue
-            if not text.strip():
-                yield Record(i, fallback, None, {}, "empty line")
-                continue
-            try:
-                row = json.loads(text)
-            except ValueError as err:
-                yield Record(i, fallback, None, {}, f"not valid JSON ({err})")
-                continue
-            if not isinstance(row, dict):
-                yield Record(i, fallback, None, {}, "not a JSON object")
-                continue
-            yield _record(i, row, options, fallback)
+            yield _jsonl_record(i, f.readline(), options, stem)
+
+
+def _jsonl_record(i: int, line: bytes, options: Options, stem: str) -> Record:
+    """Line `i` (from 0) of the JSONL file named `stem`, as a record."""
+    line = _without_bom(line, i, options)
+    fallback = f"{stem}:{i + 1}"  # file:line, for rows without a readable id
+    text, error = _decode(line, options.encoding)
+    if error:
+        return Record(i, _readable_id(line, options) or fallback, None, {}, error)
+    if not text.strip():
+        return Record(i, fallback, None, {}, "empty line")
+    try:
+        row = json.loads(text)
+    except ValueError as err:
+        return Record(i, fallback, None, {}, f"not valid JSON ({err})")
+    if not isinstance(row, dict):
+        return Record(i, fallback, None, {}, "not a JSON object")
+    return _record(i, row, options, fallback)
 
 
 def _readable_id(line: bytes, options: Options):

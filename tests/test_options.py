@@ -232,3 +232,21 @@ def test_visualize_reads_records(model, tmp_path):
 
     pyarrow.parquet.write_table(pyarrow.Table.from_pylist(rows), tmp_path / "in.parquet")
     assert "3 documents, 5 entities" in cli("visualize", model, tmp_path / "in.parquet", tmp_path / "pq.html")
+
+
+def test_visualize_reads_records_no_further_than_it_shows(model, tmp_path):
+    """--limit stops reading at the rows it shows: a later file whose rows
+    lack the text column is an error only when read. --text-column and
+    --id-column name the columns, and a repeated id is left out."""
+    (tmp_path / "in").mkdir()
+    rows = [{"key": "k1", "body": TRAIN_DATA[0][0]}, {"key": "k1", "body": TRAIN_DATA[1][0]},
+            {"key": "k2", "body": TRAIN_DATA[2][0]}]
+    write_jsonl(tmp_path / "in" / "a.jsonl", rows)
+    write_jsonl(tmp_path / "in" / "b.jsonl", [{"key": "k3", "text": "not the text column"}])
+    args = (model, tmp_path / "in", tmp_path / "page.html", "--text-column", "body", "--id-column", "key")
+    out = cli("visualize", *args, "--limit", "2")
+    assert "1 row of" in out and "Wrote" in out and "2 documents" in out
+    page = (tmp_path / "page.html").read_text(encoding="utf8")
+    assert "k1" in page and "k2" in page and "like" not in page
+    out = cli("visualize", *args, ok=False)
+    assert "b.jsonl: no row has a 'body' field (the first row's fields: key, text)" in out

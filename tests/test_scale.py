@@ -15,7 +15,8 @@ import spacy
 import torch
 from spacy.tokens import SpanGroup
 
-from spacy_bilstm_crf.records import Options, output_row, plan, read_partition, Record
+from spacy_bilstm_crf.errors import FormatError
+from spacy_bilstm_crf.records import Options, output_row, plan, read_partition, Record, stream
 from spacy_bilstm_crf.shards import read_shards
 
 from .helpers import make_examples, train_small_pipeline
@@ -170,6 +171,34 @@ def test_bad_rows_are_reported_by_id_never_dropped(model, tmp_path):
     out = cli("predict", model, tmp_path / "texts", tmp_path / "t.jsonl")
     assert [json.loads(x)["id"] for x in (tmp_path / "t.errors.jsonl").read_text().splitlines()] == ["bad"]
     assert [r["id"] for r in read_shards(tmp_path / "t.jsonl")] == ["good"]
+
+
+def test_stream_reads_the_records_of_the_plan(tmp_path):
+    """visualize's lazy reader gives the plan's records in its order, bad
+    rows and duplicate ids (across files too) the same, with no plan."""
+    lines = [json.dumps({"id": "a", "text": "Who is Shaka Khan?"}).encode(), b"{not json",
+             json.dumps({"id": "a", "text": "again"}).encode(), json.dumps({"text": "no id"}).encode(),
+             json.dumps({"id": 7, "text": None}).encode(), json.dumps({"id": 7, "text": "seven"}).encode()]
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.jsonl").write_bytes(b"\xef\xbb\xbf" + b"\n".join(lines) + b"\n")
+    (tmp_path / "in" / "b.jsonl").write_text(json.dumps({"id": "b", "text": "x"}) + "\n" +
+                                             json.dumps({"id": 7, "text": "y"}) + "\n")
+    options = Options(partition_size=2)
+    planned = [r for p in plan(tmp_path / "in", options) for r in read_partition(p, options)]
+    streamed = list(stream(tmp_path / "in", options))
+    assert [(r.index, r.id, r.text, r.error is None) for r in streamed] == [
+        (r.index, r.id, r.text, r.error is None) for r in planned]
+    assert [r.id for r in streamed if r.error and r.error.startswith("duplicate id")] == ["a", 7]
+    pq = pytest.importorskip("pyarrow.parquet")
+    import pyarrow
+
+    rows = [{"key": "k1", "body": "one"}, {"key": "k1", "body": "two"}, {"key": None, "body": "three"}]
+    pq.write_table(pyarrow.Table.from_pylist(rows), tmp_path / "in.parquet")
+    options = Options(text_column="body", id_column="key")
+    assert [(r.id, r.text, r.error) for r in stream(tmp_path / "in.parquet", options)] == [
+        ("k1", "one", None), ("k1", "two", "duplicate id"), ("in.parquet:2", "three", None)]
+    with pytest.raises(FormatError, match="no column 'text'"):
+        list(stream(tmp_path / "in.parquet", Options()))
 
 
 def test_entity_scores_come_from_scored_span_groups():
