@@ -9,10 +9,12 @@ from .models import (
     build_bilstm_crf_v1, build_char_cnn_v1, build_char_lstm_v1, build_char_word_embed_v1,
     build_pretrained_vectors_v1,
 )
+from .monitor import monitor_logger_v1
 
 __all__ = [
     "__version__", "BiLSTMCRFNER", "make_bilstm_crf_ner", "build_bilstm_crf_v1",
     "build_char_word_embed_v1", "build_pretrained_vectors_v1", "build_char_lstm_v1", "build_char_cnn_v1",
+    "monitor_logger_v1",
 ]
 
 

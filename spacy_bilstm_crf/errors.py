@@ -37,6 +37,9 @@ class Errors(metaclass=ErrorsWithCodes):
     E011 = ("The label notation {label!r} (a '!' before a label) is not supported: to "
             "say that a span is not an entity of a label, put it in doc.spans[KEY] with "
             "that label and create the component with `incorrect_spans_key = KEY`.")
+    E012 = ("spacy_bilstm_crf.MonitorLogger's `{setting}` needs a package that is not "
+            "installed: pip install 'spacy-bilstm-crf[{extra}]', or set `{setting} = null` "
+            "in [training.logger].")
 
 
 class FormatError(ValueError):

@@ -2,7 +2,7 @@
 from pathlib import Path
 
 import spacy
-from spacy.tokens import Doc
+from spacy.tokens import Doc, DocBin
 from spacy.training import Example, biluo_tags_to_spans, iob_to_biluo
 
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
@@ -96,3 +96,11 @@ def randomize_params(ner, scale, seed):
         for name in layer.param_names:
             p = layer.get_param(name)
             layer.set_param(name, rng.normal(0, scale, p.shape).astype("f"))
+
+
+def write_gold_corpus(path: Path) -> Path:
+    """train.spacy (TRAIN_DATA five times) and dev.spacy (once) in `path`."""
+    docs = gold_docs(spacy.blank("en"), repeat=5)
+    DocBin(docs=docs).to_disk(path / "train.spacy")
+    DocBin(docs=docs[:4]).to_disk(path / "dev.spacy")
+    return path

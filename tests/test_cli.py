@@ -12,7 +12,7 @@ import spacy
 from spacy.tokens import Doc, DocBin, Span
 from spacy.util import registry
 
-from .helpers import TRAIN_DATA, gold_docs
+from .helpers import TRAIN_DATA, gold_docs, write_gold_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 ARCHITECTURES = [
@@ -48,12 +48,7 @@ def test_fresh_process_finds_everything_without_import():
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    path = tmp_path_factory.mktemp("corpus")
-    nlp = spacy.blank("en")
-    docs = gold_docs(nlp, repeat=5)
-    DocBin(docs=docs).to_disk(path / "train.spacy")
-    DocBin(docs=docs[:4]).to_disk(path / "dev.spacy")
-    return path
+    return write_gold_corpus(tmp_path_factory.mktemp("corpus"))
 
 
 @pytest.mark.parametrize("config", ["bilstm_crf.cfg"])

@@ -39,6 +39,9 @@ def test_project_all(tmp_path):
     assert metrics["confusion"] == confusion(examples) and metrics["documents"] == len(gold)
     for png in ["confusion_matrix.png", "learning_curve.png"]:
         assert (tmp_path / "metrics" / "bilstm_crf" / png).read_bytes().startswith(b"\x89PNG")
+    # the curve drawn live during training ends as the one evaluate draws from the log
+    live = tmp_path / "training" / "bilstm_crf" / "learning_curve.png"
+    assert live.read_bytes() == (tmp_path / "metrics" / "bilstm_crf" / "learning_curve.png").read_bytes()
     assert set(metrics["confusion"]) == {"LOC", "MISC", "ORG", "PER", "(none)"}
     brat_metrics = json.loads((tmp_path / "metrics" / "bilstm_crf_brat.json").read_text())
     assert brat_metrics["documents"] == 8

@@ -1,0 +1,114 @@
+"""Watching training as it runs: a spaCy logger that does what
+spacy.ConsoleLogger.v3 does (table, progress bar, JSONL log) and also
+redraws the learning curve as a PNG and writes TensorBoard event files at
+every evaluation, so a person can look at a run while it trains."""
+import importlib
+import os
+import sys
+from pathlib import Path
+from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Tuple
+
+from spacy.training.loggers import console_logger_v3
+from spacy.util import registry
+
+from .errors import Errors
+from .evaluation import plot_learning_curve
+
+LogStep = Callable[[Optional[Dict[str, Any]]], None]
+
+
+@registry.loggers("spacy_bilstm_crf.MonitorLogger.v1")
+def monitor_logger_v1(progress_bar: Optional[str] = None, console_output: bool = True,
+                      output_file: Optional[str] = None, plot: Optional[str] = None,
+                      tensorboard_dir: Optional[str] = None):
+    """spacy.ConsoleLogger.v3, and live views of the run.
+
+    progress_bar, console_output, output_file: as in spacy.ConsoleLogger.v3.
+    plot (Optional[str]): a PNG of the dev score and the losses against the
+        step, redrawn after every evaluation (needs matplotlib: extra [plots]).
+    tensorboard_dir (Optional[str]): a folder for TensorBoard event files:
+        losses, the score, every dev score and per-type P/R/F, training
+        words/s (extra [tensorboard]; view with `tensorboard --logdir DIR`).
+    """
+    console = console_logger_v3(progress_bar=progress_bar, console_output=console_output, output_file=output_file)
+    writer_class = _summary_writer() if tensorboard_dir else None
+    if plot:
+        _require_matplotlib()
+
+    def setup(nlp, stdout: IO = sys.stdout, stderr: IO = sys.stderr) -> Tuple[LogStep, Callable[[], None]]:
+        log_console, finish_console = console(nlp, stdout, stderr)
+        score_cols = [c for c, w in nlp.config["training"]["score_weights"].items() if w is not None]
+        writer = writer_class(log_dir=str(tensorboard_dir)) if writer_class else None
+        rows: List[Dict] = []
+
+        def log_step(info: Optional[Dict[str, Any]]) -> None:
+            log_console(info)
+            if info is None:
+                return
+            if plot:
+                rows.append(curve_row(info, score_cols))
+                _draw(rows, Path(plot))
+            if writer is not None:
+                for tag, value in scalars(info):
+                    writer.add_scalar(tag, value, info["step"])
+                writer.flush()
+
+        def finalize() -> None:
+            finish_console()
+            if writer is not None:
+                writer.close()
+
+        return log_step, finalize
+
+    return setup
+
+
+def curve_row(info: Dict[str, Any], score_cols: List[str]) -> Dict:
+    """An evaluation as spacy.ConsoleLogger.v3 writes it to its output_file
+    (scores as percentages), which plot_learning_curve reads."""
+    scores = {c: float(info["other_scores"].get(c) or 0.0) * (1 if c == "speed" else 100) for c in score_cols}
+    return {"epoch": info["epoch"], "step": info["step"], "score": float(info["score"]),
+            "losses": {k: float(v) for k, v in info["losses"].items()}, "scores": scores}
+
+
+def scalars(info: Dict[str, Any]) -> Iterator[Tuple[str, float]]:
+    """The numbers of an evaluation, named for TensorBoard: loss/PIPE,
+    score, dev/NAME (ents_f, ...), dev/NAME/LABEL/p|r|f (ents_per_type)
+    and train/words_per_second. Scores stay fractions, as spaCy gives them."""
+    for pipe, loss in info["losses"].items():
+        yield f"loss/{pipe}", float(loss)
+    yield "score", float(info["score"])
+    for name, value in info["other_scores"].items():
+        if isinstance(value, (int, float)):
+            yield f"dev/{name}", float(value)
+        elif isinstance(value, dict):
+            for label, metrics in value.items():
+                for metric, number in (metrics.items() if isinstance(metrics, dict) else ()):
+                    if isinstance(number, (int, float)):
+                        yield f"dev/{name}/{label}/{metric}", float(number)
+    if info.get("seconds"):
+        yield "train/words_per_second", info["words"] / info["seconds"]
+
+
+def _draw(rows: List[Dict], path: Path) -> None:
+    """Redraw the curve into a new file, then put it in place: a viewer never
+    opens a half-written PNG."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.stem}.partial{path.suffix}")
+    plot_learning_curve(rows, partial)
+    os.replace(partial, path)
+
+
+def _summary_writer():
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ImportError(Errors.E012.format(setting="tensorboard_dir", extra="tensorboard")) from None
+    return SummaryWriter
+
+
+def _require_matplotlib() -> None:
+    try:
+        importlib.import_module("matplotlib")
+    except ImportError:
+        raise ImportError(Errors.E012.format(setting="plot", extra="plots")) from None
