@@ -4,6 +4,7 @@ import dataclasses
 import itertools
 import shutil
 import sys
+from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
@@ -184,13 +185,31 @@ def _replaced(stem: Path, doc: Doc) -> List[Path]:
     return found
 
 
-def refuse_overwriting_input(output: Path, *inputs: Path) -> None:
-    """A FormatError if the output path is one of the inputs: writing it would
-    destroy what the user gave."""
+def check_output(output: Path, *inputs: Path, model: Optional[str] = None, folder: Optional[bool] = False) -> None:
+    """A FormatError, before any work, if writing the output would destroy
+    what the user gave or cannot be done: the output is an input, inside an
+    input folder (a rerun would read it back) or inside the model's folder;
+    a folder on its path is a file; the output is a folder where a file is
+    written (folder=False) or a file where a folder is (folder=True)."""
+    target = output.resolve()
     for path in inputs:
-        if path.exists() and output.exists() and output.resolve() == path.resolve():
+        if path.exists() and output.exists() and target == path.resolve():
             raise FormatError(output, None, "is the input too: writing the output there would replace the input. "
                                             "Give another output path.")
+        if path.is_dir() and path.resolve() in target.parents:
+            raise FormatError(output, None, f"is inside the input folder {path}: a later run would read the output "
+                                            "as input. Give a path outside it.")
+    if model is not None and Path(model).is_dir() and (target == Path(model).resolve()
+                                                        or Path(model).resolve() in target.parents):
+        raise FormatError(output, None, f"is inside the model folder {model}: writing there could replace the "
+                                        "trained pipeline's files. Give a path outside it.")
+    above = next((p for p in reversed(output.parents) if p.exists() and not p.is_dir()), None)
+    if above is not None:
+        raise FormatError(above, None, f"is a file, so {output} cannot be written below it. Give another path.")
+    if folder is False and output.is_dir():
+        raise FormatError(output, None, "is a folder: give the path of a file to write.")
+    if folder is True and output.exists() and not output.is_dir():
+        raise FormatError(output, None, "is a file: give the path of a folder to write into.")
 
 
 def check_pipeline(model: str) -> None:
@@ -236,7 +255,7 @@ def convert(input_path: Path, output_path: Path, *, from_format: Optional[str], 
     if dst == "parquet":
         raise FormatError(output_path, None, "convert writes spacy, conll, brat or jsonl; Parquet is for predict's "
                                              "records.")
-    refuse_overwriting_input(output_path, input_path)
+    check_output(output_path, input_path, folder=dst == "brat")
     nlp = spacy.blank(lang)
     docs, info = read_docs(input_path, src, nlp, n_sents=n_sents, tag_column=tag_column, scheme=scheme,
                            encoding=encoding)
@@ -263,7 +282,7 @@ def predict(model: str, input_path: Path, output_path: Path, *, to_format: Optio
     ray, go through the record pipeline (scale.py): sharded, resumable."""
     require_input(input_path, encoding)
     check_pipeline(model)
-    refuse_overwriting_input(output_path, input_path)
+    check_output(output_path, input_path, model=model, folder=None)
     fmt = _records_format(input_path, output_path, to_format, engine)
     if fmt is not None:
         return _predict_records(model, input_path, output_path, fmt, batch_size=batch_size, encoding=encoding,
@@ -315,8 +334,9 @@ def _predict_records(model: str, input_path: Path, output_path: Path, fmt: str, 
     from .scale import predict_records
 
     if output_path.suffix.lower() == f".{fmt}":
-        refuse_overwriting_input(errors_file(output_path), input_path)
-    options = Options(text_column=text_column, id_column=id_column, partition_size=partition_size, encoding=encoding)
+        check_output(errors_file(output_path), input_path)
+    options = Options(text_column=text_column, id_column=id_column, partition_size=partition_size, encoding=encoding,
+                      ids_as_text=fmt == "brat")
     done = predict_records(model, input_path, output_path, fmt=fmt, options=options, labels=_entity_labels,
                            progress=lambda total: _progress([], "Predicting", total=total), **engine_args)
     if done["errors"]:
@@ -398,9 +418,9 @@ def evaluate(model: str, data_path: Path, *, output: Optional[Path], plots: Opti
 
     if log and not plots:
         raise FormatError(log, None, "--log is drawn as the learning curve: pass --plots FOLDER too.")
-    for out in (output, plots, displacy_path):
+    for out, folder in ((output, False), (plots, True), (displacy_path, True)):
         if out:
-            refuse_overwriting_input(out, data_path, *([log] if log else []))
+            check_output(out, data_path, *([log] if log else []), model=model, folder=folder)
     training_log = evaluation.read_training_log(log) if log else None  # a bad log fails before predicting
     nlp, predicted = _predicted_examples(model, data_path, encoding)
     scores = Scorer(nlp).score(predicted)  # what nlp.evaluate computes, without predicting twice
@@ -450,7 +470,7 @@ def analyze(model: str, data_path: Path, *, output: Optional[Path], n_examples: 
     from .analysis import analysis_table, error_analysis
 
     if output:
-        refuse_overwriting_input(output, data_path)
+        check_output(output, data_path, model=model)
     _, predicted = _predicted_examples(model, data_path, encoding)
     result = error_analysis(predicted, n_examples=n_examples)
     result["documents"] = len(predicted)
@@ -489,16 +509,17 @@ def _labelled_records(nlp, input_path: Path, options, limit: int) -> List[Doc]:
     without a text are counted in a warning."""
     from .records import stream
 
-    records, skipped = [], 0
+    records, skipped = [], Counter()
     for record in stream(input_path, options):
         if record.error is not None:
-            skipped += 1
+            skipped[record.error.split(" (")[0]] += 1
             continue
         records.append(record)
         if len(records) == limit:
             break
     if skipped:
-        say("⚠", f"{counted(skipped, 'row')} of {input_path} left out: no text to label (or a repeated id)")
+        reasons = "; ".join(f"{reason} ({n})" for reason, n in skipped.most_common())
+        say("⚠", f"{counted(sum(skipped.values()), 'row')} of {input_path} left out: {reasons}")
     docs = list(nlp.pipe(r.text for r in records))
     for doc, record in zip(docs, records):
         doc.user_data["title"] = str(record.id)
@@ -510,7 +531,7 @@ def visualize(model: str, input_path: Path, output: Path, *, limit: int, encodin
     """Write a displaCy page of the model's entities on the input."""
     from .visualize import write_page
 
-    refuse_overwriting_input(output, input_path)
+    check_output(output, input_path, model=model)
     _, labels, docs = _labelled(model, input_path, encoding, limit, text_column, id_column)
     write_page(output, docs, labels)
     say("✔", f"Wrote {output}: {counted(len(docs), 'document')}, {counted(sum(len(d.ents) for d in docs), 'entity')}")

@@ -31,6 +31,8 @@ class Options:
     id_column: str = "id"
     partition_size: int = 1000
     encoding: str = "utf-8"
+    # compare ids by their text, 1 and "1" the same: for BRAT, where the id names the file
+    ids_as_text: bool = False
 
 
 @dataclass
@@ -155,7 +157,7 @@ def _plan_jsonl(src: Path, base: str, options: Options) -> Tuple[List[Partition]
                 parts.append(Partition(f"{base}-{n:08d}", "jsonl", str(src), n, n + size, offset=offset))
             offset += len(line)
             row = _jsonl_row(_without_bom(line, n, options))
-            hashes.append(_id_hash(row.get(options.id_column) if row is not None else None))
+            hashes.append(_id_hash(row.get(options.id_column) if row is not None else None, options))
             column.see(row)
     column.check()
     if parts:
@@ -206,7 +208,7 @@ def _plan_parquet(src: Path, base: str, options: Options) -> Tuple[List[Partitio
     hashes = array("Q")
     if options.id_column in names:
         for batch in meta.iter_batches(columns=[options.id_column], batch_size=65536):
-            hashes.extend(_id_hash(v) for v in batch.column(0).to_pylist())
+            hashes.extend(_id_hash(v, options) for v in batch.column(0).to_pylist())
     size = options.partition_size
     parts = [Partition(f"{base}-{i:08d}", "parquet", str(src), i, min(i + size, n_rows)) for i in range(0, n_rows, size)]
     return parts, hashes
@@ -222,11 +224,21 @@ def _parquet_with_text(src: Path, options: Options):
     return meta
 
 
-def _id_hash(value) -> int:
+def _id_hash(value, options: Options) -> int:
     if value is None:
         return 0
-    digest = hashlib.blake2b(repr(value).encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    digest = hashlib.blake2b(repr(id_key(value, options)).encode("utf-8", "surrogatepass"), digest_size=8).digest()
     return int.from_bytes(digest, "little") or 1
+
+
+def id_key(value, options: Options) -> Tuple[str, Any]:
+    """What two ids are compared by: type and value (a list or object id by
+    its JSON text), or with ids_as_text the text of the id alone."""
+    if options.ids_as_text:
+        return ("str", str(value))
+    if isinstance(value, (list, dict)):
+        return (type(value).__name__, json.dumps(value, sort_keys=True, default=str))
+    return (type(value).__name__, value)
 
 
 def _mark_duplicates(by_source: List[Tuple[List[Partition], array]], options: Options) -> None:
@@ -248,9 +260,9 @@ def _mark_duplicates(by_source: List[Tuple[List[Partition], array]], options: Op
                   if numpy.isin(hashes[part.start : part.stop], repeated_array).any()]
     for part in candidates:
         for record in read_partition(part, options, check_duplicates=False):
-            if record.error or _id_hash(record.id) not in repeated:
+            if record.error or _id_hash(record.id, options) not in repeated:
                 continue
-            key = (type(record.id).__name__, record.id)
+            key = id_key(record.id, options)
             if key in first:
                 part.duplicates[record.index] = first[key]
             else:
@@ -268,7 +280,7 @@ def stream(path: Path, options: Options) -> Iterator[Record]:
     seen = set()
     for src in sources(path, kind):
         for record in _stream_jsonl(src, options) if kind == "jsonl" else _stream_parquet(src, options):
-            key = (type(record.id).__name__, record.id)
+            key = id_key(record.id, options)
             if record.error is None and key in seen:
                 record = record._replace(error="duplicate id")
             elif record.error is None:
@@ -389,7 +401,7 @@ def _record(i: int, row: Dict, options: Options, fallback: str) -> Record:
     extra = {_extra_key(k, row): v for k, v in row.items() if k not in (options.id_column, options.text_column)}
     if text is not None and not isinstance(text, str):
         return Record(i, doc_id, None, extra, f"{options.text_column!r} is not a string")
-    return Record(i, doc_id, text, extra, _no_text(text))
+    return Record(i, doc_id, text, extra, _no_text(text) or _not_unicode(text))
 
 
 def _extra_key(key: str, row: Dict) -> str:
@@ -413,6 +425,15 @@ def _decode(data: bytes, encoding: str) -> Tuple[Optional[str], Optional[str]]:
 
 def _no_text(text: Optional[str]) -> Optional[str]:
     return "no text" if text is None or not text.strip() else None
+
+
+def _not_unicode(text: str) -> Optional[str]:
+    """JSON may hold half of a UTF-16 pair ("\\ud800"), which is no text."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        return f"not Unicode text (a lone surrogate {text[err.start]!a} at character {err.start})"
+    return None
 
 
 def _parquet_file(path):

@@ -280,14 +280,22 @@ def errors_file(path: Path) -> Path:
     return path.with_name(path.name.rsplit(".", 1)[0] + ".errors.jsonl")
 
 
+MAX_NAME_BYTES = 200  # of a file name, under the 255 of most file systems, with room for the suffix
+
+
 def brat_name(doc_id: str) -> str:
     """The file name (a relative path without suffix) of a document: its id,
     or where the id is not a safe name as it is, the safe name plus a hash of
-    the id, so that two ids never share a file ("a b" and "a_b" would)."""
+    the id, so that two ids never share a file ("a b" and "a_b" would); a
+    part of the name too long for a file name is cut before the hash."""
     name = safe_name(doc_id)
-    if name == doc_id:
+    parts = name.split("/")
+    if name == doc_id and all(len(p.encode("utf-8")) <= MAX_NAME_BYTES for p in parts):
         return name
-    return f"{name}-{hashlib.sha1(doc_id.encode('utf-8')).hexdigest()[:8]}"
+    parts[-1] = parts[-1].encode("utf-8")[: MAX_NAME_BYTES - 9].decode("utf-8", "ignore")
+    parts[:-1] = [p.encode("utf-8")[:MAX_NAME_BYTES].decode("utf-8", "ignore") for p in parts[:-1]]
+    digest = hashlib.sha1(doc_id.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{'/'.join(parts)}-{digest}"
 
 
 def ann_lines(row: Dict, score_notes: bool = False) -> List[str]:

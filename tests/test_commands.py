@@ -270,6 +270,44 @@ def test_brat_names_never_collide(model, tmp_path):
     rows.write_text('{"id": "a b", "text": "Who is Shaka Khan?"}\n{"id": "a_b", "text": "I like London."}\n')
     cli("predict", model, rows, tmp_path / "out2", "--to", "brat", "--partition-size", "1")
     assert sorted(p.read_text() for p in (tmp_path / "out2").glob("*.txt")) == ["I like London.", "Who is Shaka Khan?"]
+    # ids 1 and "1" would share 1.txt: in BRAT the second is a duplicate; an id
+    # too long for a file name is cut and hashed
+    long_id = "é" * 300
+    rows.write_text('{"id": 1, "text": "Who is Shaka Khan?"}\n{"id": "1", "text": "I like London."}\n' +
+                    json.dumps({"id": long_id, "text": "Paris"}) + "\n")
+    out = cli("predict", model, rows, tmp_path / "out3", "--to", "brat", "--partition-size", "1")
+    assert "1 row could not be labelled" in out
+    assert (tmp_path / "out3" / "1.txt").read_text() == "Who is Shaka Khan?"
+    (error,) = [json.loads(p.read_text()) for p in (tmp_path / "out3").glob("*.errors.jsonl")]
+    assert error["id"] == "1" and error["error"].startswith("duplicate id")
+    (long_txt,) = [p for p in (tmp_path / "out3").glob("*.txt") if p.name.startswith("é")]
+    assert long_txt.read_text() == "Paris" and len(long_txt.name.encode()) <= 255
+    cli("predict", model, rows, tmp_path / "o.jsonl")  # in JSONL, 1 and "1" are two ids
+    assert [json.loads(line)["id"] for line in (tmp_path / "o.jsonl").read_text().splitlines()] == [1, "1", long_id]
+
+
+def test_outputs_that_would_destroy_inputs_or_cannot_be_written_are_refused(model, tmp_path):
+    """Before any work: an output in the model's folder or in an input folder,
+    below a file, or a folder given for a file (and a file for a folder)."""
+    gold = tmp_path / "gold.iob"
+    gold.write_text("Angela B-PERSON\nMerkel I-PERSON\nflew O\n\n")
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "adir.spacy").mkdir()
+    (tmp_path / "texts").mkdir()
+    (tmp_path / "texts" / "a.txt").write_text("Who is Shaka Khan?")
+    config = (model / "config.cfg").read_bytes()
+    for args, says in [
+        (("evaluate", model, gold, "-o", model / "config.cfg"), "is inside the model folder"),
+        (("analyze", model, gold, "-o", model / "meta.json"), "is inside the model folder"),
+        (("visualize", model, gold, model / "page.html"), "is inside the model folder"),
+        (("predict", model, tmp_path / "texts", tmp_path / "texts" / "out"), "is inside the input folder"),
+        (("convert", gold, tmp_path / "afile" / "out.spacy"), "afile: is a file, so"),
+        (("evaluate", model, gold, "--plots", tmp_path / "afile"), "is a file: give the path of a folder"),
+        (("convert", gold, tmp_path / "adir.spacy", "--overwrite"), "is a folder: give the path of a file"),
+    ]:
+        assert says in cli(*args, ok=False), args
+    assert (model / "config.cfg").read_bytes() == config and not (model / "page.html").exists()
+    assert not (tmp_path / "texts" / "out").exists()
 
 
 def test_predict_on_annotated_brat_drops_what_refers_to_the_old_entities(model, tmp_path):

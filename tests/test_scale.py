@@ -178,17 +178,25 @@ def test_stream_reads_the_records_of_the_plan(tmp_path):
     rows and duplicate ids (across files too) the same, with no plan."""
     lines = [json.dumps({"id": "a", "text": "Who is Shaka Khan?"}).encode(), b"{not json",
              json.dumps({"id": "a", "text": "again"}).encode(), json.dumps({"text": "no id"}).encode(),
-             json.dumps({"id": 7, "text": None}).encode(), json.dumps({"id": 7, "text": "seven"}).encode()]
+             json.dumps({"id": 7, "text": None}).encode(), json.dumps({"id": 7, "text": "seven"}).encode(),
+             json.dumps({"id": [1, {"a": 2}], "text": "list"}).encode(), b'{"id": "s", "text": "half \\ud800"}']
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "a.jsonl").write_bytes(b"\xef\xbb\xbf" + b"\n".join(lines) + b"\n")
     (tmp_path / "in" / "b.jsonl").write_text(json.dumps({"id": "b", "text": "x"}) + "\n" +
-                                             json.dumps({"id": 7, "text": "y"}) + "\n")
+                                             json.dumps({"id": 7, "text": "y"}) + "\n" +
+                                             json.dumps({"id": [1, {"a": 2}], "text": "again"}) + "\n")
     options = Options(partition_size=2)
     planned = [r for p in plan(tmp_path / "in", options) for r in read_partition(p, options)]
     streamed = list(stream(tmp_path / "in", options))
     assert [(r.index, r.id, r.text, r.error is None) for r in streamed] == [
         (r.index, r.id, r.text, r.error is None) for r in planned]
-    assert [r.id for r in streamed if r.error and r.error.startswith("duplicate id")] == ["a", 7]
+    assert [r.id for r in streamed if r.error and r.error.startswith("duplicate id")] == ["a", 7, [1, {"a": 2}]]
+    assert [r.error for r in streamed if r.id == "s"] == ["not Unicode text (a lone surrogate '\\ud800' at character 5)"]
+    as_text = Options(partition_size=2, ids_as_text=True)  # BRAT: 7 and "7" would name one file
+    (tmp_path / "in" / "c.jsonl").write_text(json.dumps({"id": "7", "text": "z"}) + "\n")
+    planned = [r for p in plan(tmp_path / "in", as_text) for r in read_partition(p, as_text)]
+    assert planned[-1].id == "7" and planned[-1].error.startswith("duplicate id")
+    assert [(r.id, r.error) for r in stream(tmp_path / "in", as_text)][-1] == ("7", "duplicate id")
     pq = pytest.importorskip("pyarrow.parquet")
     import pyarrow
 
