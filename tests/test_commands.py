@@ -286,6 +286,12 @@ def test_brat_names_never_collide(model, tmp_path):
     assert [json.loads(line)["id"] for line in (tmp_path / "o.jsonl").read_text().splitlines()] == [1, "1", long_id]
 
 
+def test_raw_text_ending_in_words_shaped_like_tags_is_labelled_whole(model, tmp_path):
+    (tmp_path / "note.txt").write_text("Angela Merkel took the S-Bahn\n")
+    cli("predict", model, tmp_path / "note.txt", tmp_path / "out")
+    assert (tmp_path / "out" / "note.txt").read_text() == "Angela Merkel took the S-Bahn\n"
+
+
 def test_outputs_that_would_destroy_inputs_or_cannot_be_written_are_refused(model, tmp_path):
     """Before any work: an output in the model's folder or in an input folder,
     below a file, or a folder given for a file (and a file for a folder)."""

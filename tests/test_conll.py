@@ -184,10 +184,18 @@ def test_tag_column_option(vocab, tmp_path):
 
 
 def test_looks_tagged_tells_conll_from_raw_text_in_the_files_encoding(tmp_path):
-    tagged, raw = "-DOCSTART- -X- O\n\nAda NNP B-PER\nLovelace NNP I-PER\n", "Ada Lovelace met Babbage.\n"
+    tagged, raw = "-DOCSTART- -X- O\n\nAda NNP B-PER\nLovelace NNP I-PER\nmet VBD O\n", "Ada Lovelace met Babbage.\n"
     for encoding in ("utf-8", "utf-16"):
         (tmp_path / "t.txt").write_bytes(tagged.encode(encoding))
         (tmp_path / "r.txt").write_bytes(raw.encode(encoding))
         assert looks_tagged(tmp_path / "t.txt", encoding) and not looks_tagged(tmp_path / "r.txt", encoding)
+    # lines ending in words shaped like tags are raw text: no line ends in O,
+    # and their widths differ (or there is one line)
+    (tmp_path / "r.txt").write_text("Angela Merkel took the S-Bahn\nShe flew a B-52\nto the I-95\n")
+    assert not looks_tagged(tmp_path / "r.txt")
+    (tmp_path / "r.txt").write_text("Angela Merkel took the S-Bahn\n")
+    assert not looks_tagged(tmp_path / "r.txt")
+    (tmp_path / "t.txt").write_text("Ada NNP B-PER\nLovelace NNP I-PER\n\nParis NNP B-LOC\n")  # no O, one width
+    assert looks_tagged(tmp_path / "t.txt")
     (tmp_path / "e.txt").write_text("-DOCSTART- -X- O\n\n")
     assert not looks_tagged(tmp_path / "e.txt")  # no token line at all
