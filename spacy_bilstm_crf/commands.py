@@ -280,6 +280,10 @@ def predict(model: str, input_path: Path, output_path: Path, *, to_format: Optio
     the predictions, by default as BRAT files beside copies of the texts.
     Records (.txt folders, JSONL, Parquet) to JSONL/Parquet, or with --engine
     ray, go through the record pipeline (scale.py): sharded, resumable."""
+    from .scale import ENGINES
+
+    if engine is not None and engine not in ENGINES:
+        raise FormatError("--engine", None, f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}.")
     require_input(input_path, encoding)
     check_pipeline(model)
     check_output(output_path, input_path, model=model, folder=None)
@@ -455,7 +459,7 @@ def _predicted_examples(model: str, data_path: Path, encoding: str):
     src = infer_format(data_path, None, reading=True)
     gold, info = read_docs(data_path, src, nlp, n_sents=10, tag_column=-1, scheme=None, encoding=encoding)
     _say_notes(info["notes"])
-    if not any(doc.has_annotation("ENT_IOB") for doc in gold):
+    if not any(len(doc) and doc.has_annotation("ENT_IOB") for doc in gold):  # an empty doc counts as annotated
         raise FormatError(data_path, None, "holds no entity annotation (no document has any): there is nothing "
                                            "to score against. Give gold data (BRAT texts need their .ann files).")
     inputs = [nlp.make_doc(doc.text) if src == "brat" else

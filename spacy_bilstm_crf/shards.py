@@ -179,7 +179,7 @@ class ShardFolder(Sink):
         if stored.exists() and self.overwrite:
             self._remove_job(stored)
         if stored.exists():
-            saved = json.loads(stored.read_text(encoding="utf-8"))
+            saved = _read_plan(stored)
             if saved.get("key") != key:
                 changed = sorted(k for k in set(key) | set(saved.get("key", {})) if key.get(k) != saved["key"].get(k))
                 raise FormatError(self.path, None, f"holds shards of another job (changed: {', '.join(changed)}). "
@@ -199,11 +199,7 @@ class ShardFolder(Sink):
         """The files an earlier job wrote here (its shards or, in a BRAT
         folder, its marks of the partitions done; its errors files; its plan),
         nothing else."""
-        try:
-            names = [p["name"] for p in json.loads(stored.read_text(encoding="utf-8"))["partitions"]]
-        except (ValueError, KeyError, TypeError):
-            raise FormatError(stored, None, "is not a readable plan of this program: delete the folder by hand "
-                                            "to start over.") from None
+        names = [p["name"] for p in _read_plan(stored)["partitions"]]
         inside = self.path.resolve()
         for name in names:
             for path in (self.shard(name), self.path / f"{name}.errors.jsonl"):
@@ -267,6 +263,20 @@ class BratFolder(ShardFolder):
         self.path.mkdir(parents=True, exist_ok=True)
         write_annotation_conf(self.path, set(labels) | self.labels)
         return self.written
+
+
+def _read_plan(path: Path) -> Dict:
+    """A plan file as this tool writes it, or a FormatError naming it."""
+    try:
+        saved = json.loads(path.read_bytes())
+    except (ValueError, UnicodeDecodeError):
+        saved = None
+    parts = saved.get("partitions") if isinstance(saved, dict) else None
+    if not (isinstance(saved, dict) and isinstance(saved.get("key"), dict) and isinstance(parts, list)
+            and all(isinstance(p, dict) and isinstance(p.get("name"), str) for p in parts)):
+        raise FormatError(path, None, "is not a plan of predict's (damaged, or another tool's file), so the job it "
+                                      "belongs to is unknown: write to a new folder, or empty this one by hand.")
+    return saved
 
 
 def refuse_existing(path: Path, overwrite: bool) -> None:

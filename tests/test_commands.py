@@ -436,6 +436,7 @@ def test_evaluate_says_what_it_read_and_refuses_data_without_annotation(model, t
     texts = tmp_path / "texts"
     texts.mkdir()
     (texts / "a.txt").write_text("Who is Shaka Khan?")
+    (texts / "empty.txt").write_text("")  # no tokens: no annotation to score against either
     assert "holds no entity annotation" in cli("evaluate", model, texts, ok=False)
     (texts / "a.ann").write_text("T1\tPERSON 7 17\tShaka Kahn\n")
     out = cli("evaluate", model, texts)

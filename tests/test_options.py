@@ -194,6 +194,16 @@ def test_predict_overwrite_starts_a_shard_folder_over(model, tmp_path):
     assert "Labelled 4 documents" in cli("predict", model, tmp_path / "in.jsonl", out, "--partition-size", "3",
                                          "--overwrite")
     assert (out / "notes.txt").read_text() == "mine"
+    # a plan this tool did not write names no job: refused, with or without --overwrite
+    for plan in ('{"x": 1}', "garbage", "null"):
+        (out / "_plan.json").write_text(plan)
+        for extra in ((), ("--overwrite",)):
+            said = cli("predict", model, tmp_path / "in.jsonl", out, "--partition-size", "3", *extra, ok=False)
+            assert f"{out / '_plan.json'}: is not a plan of predict's" in said
+    assert (out / "notes.txt").read_text() == "mine" and (out / "in-00000000.jsonl").exists()
+    (tmp_path / "gold.iob").write_text("Paris B-LOC\nis O\n\n")  # the document path, not only the record path
+    said = cli("predict", model, tmp_path / "gold.iob", tmp_path / "o.iob", "--engine", "spark", ok=False)
+    assert "unknown engine 'spark'" in said and not (tmp_path / "o.iob").exists()
 
 
 def test_score_notes_on_the_record_path(model, tmp_path):
