@@ -145,7 +145,7 @@ def serve(
     model: str = typer.Argument(..., help="Trained pipeline: a directory or an installed package name"),
     input_path: Path = typer.Argument(..., help="Texts (.txt, one per line), folder of .txt, .jsonl or .parquet, .spacy, CoNLL or BRAT"),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to serve on"),
-    port: int = typer.Option(5002, "--port", help="Port to serve on"),
+    port: int = typer.Option(5002, "--port", min=1, max=65535, help="Port to serve on"),
     limit: int = typer.Option(0, "--limit", min=0, help="Show at most this many documents (0: all)"),
     encoding: str = typer.Option("utf-8", "--encoding", help="Encoding of text input files"),
     text_column: str = TEXT_COLUMN,

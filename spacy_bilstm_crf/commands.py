@@ -546,10 +546,31 @@ def serve(model: str, input_path: Path, *, host: str, port: int, limit: int, enc
     """Serve the displaCy page of the model's entities on the input."""
     from spacy import displacy
 
-    from .visualize import label_colors
+    from .visualize import label_colors, quiet_about_docs_without_entities, titled
 
+    _check_address(host, port)  # before the model is loaded and the texts labelled
     _, labels, docs = _labelled(model, input_path, encoding, limit, text_column, id_column)
-    displacy.serve(docs, style="ent", host=host, port=port, options={"colors": label_colors(labels)})
+    quiet_about_docs_without_entities()
+    displacy.serve(titled(docs), style="ent", host=host, port=port, options={"colors": label_colors(labels)})
+
+
+def _check_address(host: str, port: int) -> None:
+    """A FormatError if the server could not listen on host:port."""
+    import socket
+
+    where = f"--host {host} --port {port}"
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, OverflowError, UnicodeError) as err:
+        raise FormatError(where, None, f"not an address to serve on ({err}): pass --host (e.g. 127.0.0.1 or "
+                                       "0.0.0.0) and a --port from 1 to 65535.") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as err:
+            raise FormatError(where, None, f"cannot serve there ({err.strerror}): pass another --port, or a "
+                                           "--host of this machine.") from None
 
 
 def interact(model: str, *, json_lines: bool, stdin=None, stdout=None) -> int:

@@ -1,4 +1,6 @@
 """displaCy pages of predicted entities, one colour per label."""
+import html
+import warnings
 from pathlib import Path
 from typing import Dict, Iterable, List
 
@@ -14,13 +16,29 @@ def label_colors(labels: Iterable[str]) -> Dict[str, str]:
     return {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(sorted(set(labels)))}
 
 
+def titled(docs: List[Doc]) -> List[Doc]:
+    """The docs, each with the title displaCy shows over it, made safe for
+    HTML (displaCy writes titles as they are): its "title" (an id), its BRAT
+    name or its number. Call it once on docs."""
+    for i, doc in enumerate(docs):
+        name = doc.user_data.get("title") or doc.user_data.get("brat", {}).get("name") or f"Document {i + 1}"
+        doc.user_data["title"] = html.escape(str(name))
+    return docs
+
+
+def quiet_about_docs_without_entities() -> None:
+    """Silence spaCy's W006 ("No entities to visualize"): a doc the model
+    found nothing in is shown as it is, which is an answer, not a problem."""
+    warnings.filterwarnings("ignore", message=r"\[W006\]")
+
+
 def render_page(docs: List[Doc], labels: Iterable[str], title: str = "Predicted entities") -> str:
     """A standalone HTML page showing each doc's entities."""
-    for i, doc in enumerate(docs):
-        doc.user_data.setdefault("title", doc.user_data.get("brat", {}).get("name") or f"Document {i + 1}")
     options = {"colors": label_colors(labels), "ents": sorted(set(labels)) or None}
-    html = displacy.render(docs, style="ent", page=True, options=options, jupyter=False)
-    return html.replace("<title>displaCy</title>", f"<title>{title}</title>", 1)
+    with warnings.catch_warnings():
+        quiet_about_docs_without_entities()
+        page = displacy.render(titled(docs), style="ent", page=True, options=options, jupyter=False)
+    return page.replace("<title>displaCy</title>", f"<title>{html.escape(title)}</title>", 1)
 
 
 def write_page(path: Path, docs: List[Doc], labels: Iterable[str], title: str = "Predicted entities") -> None:

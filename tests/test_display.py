@@ -34,3 +34,16 @@ def test_page_renders_in_headless_chromium(tmp_path):
     for label, colour in label_colors(["PER", "LOC"]).items():
         rgb = tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
         assert rgb in pixels, f"no {label} colour {colour} on the screenshot"
+
+
+def test_titles_are_text_not_markup():
+    """Ids and names become titles; displaCy writes them as they are, so a
+    '<' in one must not open a tag on the page."""
+    nlp = spacy.blank("en")
+    docs = [nlp("Ada"), nlp("Bob"), nlp("Cy")]
+    docs[0].user_data["title"] = "<img src=x onerror=alert(1)>"
+    docs[1].user_data["brat"] = {"name": "a&b"}
+    page = render_page(docs, ["PER"], title="<script>x</script>")
+    assert "<img" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert "a&amp;b" in page and "Document 3" in page
+    assert "<script>x" not in page and "<title>&lt;script&gt;x&lt;/script&gt;</title>" in page
