@@ -51,6 +51,7 @@ def convert(
     verbose: bool = VERBOSE,
 ) -> None:
     """Convert annotations between CoNLL, BRAT and spaCy's DocBin."""
+    scheme, out_scheme = (value.upper() if value else value for value in (scheme, out_scheme))
     for name, value in (("--scheme", scheme), ("--out-scheme", out_scheme)):
         if value is not None and value not in commands.conll.SCHEMES:
             commands.say("✘", f"{name} {value}: use one of {', '.join(commands.conll.SCHEMES)}", file=sys.stderr)

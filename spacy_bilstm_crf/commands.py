@@ -26,8 +26,11 @@ def infer_format(path: Path, given: Optional[str], *, reading: bool, flag: Optio
     """The format of a path: as given, or from its name and contents. flag:
     the command's option that names a format, for the error message."""
     if given:
-        if given not in FORMATS or (reading and given in ("jsonl", "parquet")):
-            raise FormatError(path, None, f"unknown format {given!r}: use one of {', '.join(FORMATS)}.")
+        usable = [f for f in FORMATS if not (reading and f in ("jsonl", "parquet"))]
+        if given not in usable:
+            what = "unknown format" if given not in FORMATS else "cannot read the format"
+            raise FormatError(path, None, f"{what} {given!r}{' here' if given in FORMATS else ''}: use one of "
+                                          f"{', '.join(usable)}.")
         return given
     if path.suffix == ".spacy":
         return "spacy"
@@ -164,7 +167,19 @@ def _left_out(docs: List[Doc], fmt: str) -> Dict[str, int]:
         n = sum(1 for m in meta if m.get("docstart") or any(m.get("columns", [])))
         if n:
             notes[f"documents whose other CoNLL columns or -DOCSTART- line {fmt} cannot hold, left out"] = n
+    if fmt != "spacy":
+        n = sum(1 for d in docs if _missing_annotation(d) and not (fmt == "brat" and not d.has_annotation("ENT_IOB")))
+        if n:
+            notes[f"documents with tokens whose entity annotation is missing (a text without .ann, a partly "
+                  f"annotated doc), which {fmt} writes as outside any entity: to train on them, convert to "
+                  f".spacy, which keeps them missing"] = n
     return notes
+
+
+def _missing_annotation(doc: Doc) -> bool:
+    """Whether some token's entity annotation is missing (neither in an
+    entity nor outside one)."""
+    return any(token.ent_iob == 0 for token in doc)
 
 
 def _other_ann_lines(meta: Dict) -> int:
@@ -633,8 +648,9 @@ def init_vectors(output: Path, *, lang: str, prune_to: List[Path], encoding: str
     if overwrite:
         _remove_components(output)
     rows, width = init_glove_vectors(output, lang=lang, keep=keep)
-    pruned = f", pruned to the {len(keep)} word forms of {len(prune_to)} corpora" if keep is not None else ""
-    say("✔", f"Wrote {output}: GloVe 6B {width}d, {rows} vectors looked up by LOWER{pruned}")
+    corpora = "1 corpus" if len(prune_to) == 1 else f"{len(prune_to)} corpora"
+    pruned = f", pruned to the {counted(len(keep), 'word form')} of {corpora}" if keep is not None else ""
+    say("✔", f"Wrote {output}: GloVe 6B {width}d, {counted(rows, 'vector')} looked up by LOWER{pruned}")
 
 
 def _remove_components(path: Path) -> None:

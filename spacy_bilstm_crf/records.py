@@ -146,6 +146,7 @@ def _plan_texts(folder: Path, size: int) -> List[Partition]:
 def _plan_jsonl(src: Path, base: str, options: Options) -> Tuple[List[Partition], array]:
     """One pass over the file: the byte offset of every partition's first line,
     and a 64-bit hash of every row's id (0 where there is no readable id)."""
+    _check_jsonl_bytes(src, options)
     size = options.partition_size
     parts: List[Partition] = []
     hashes = array("Q")
@@ -163,6 +164,24 @@ def _plan_jsonl(src: Path, base: str, options: Options) -> Tuple[List[Partition]
     if parts:
         parts[-1].stop = len(hashes)
     return parts, hashes
+
+
+UTF16_32_BOMS = (b"\xff\xfe", b"\xfe\xff")  # the first two bytes of UTF-16 and UTF-32 byte order marks
+
+
+def _check_jsonl_bytes(src: Path, options: Options) -> None:
+    """JSONL is split into rows at the byte of a line end, so it must be in
+    an encoding where that byte is one: a FormatError for UTF-16 or UTF-32
+    (given, or told by the file's byte order mark)."""
+    try:
+        ascii_lines = "\n".encode(options.encoding) == b"\n"
+    except LookupError:
+        raise FormatError(src, None, f"unknown encoding {options.encoding!r}.") from None
+    with src.open("rb") as f:
+        marked = f.read(2) in UTF16_32_BOMS
+    if marked or not ascii_lines:
+        raise FormatError(src, None, "is in UTF-16 or UTF-32; JSON lines must be UTF-8 (or another encoding whose "
+                                     "line end is one byte): convert it, e.g. iconv -f UTF-16 -t UTF-8.")
 
 
 class _TextColumn:
@@ -289,6 +308,7 @@ def stream(path: Path, options: Options) -> Iterator[Record]:
 
 
 def _stream_jsonl(src: Path, options: Options) -> Iterator[Record]:
+    _check_jsonl_bytes(src, options)
     column = _TextColumn(src, options)
     with src.open("rb") as f:
         for i, line in enumerate(f):

@@ -163,6 +163,7 @@ def test_other_encodings(vocab, tmp_path):
         ("a O\rb X-PER\r", 2, "invalid entity tag 'X-PER'"),  # a lone CR ends a line
         ("a O\nb B-PER\x0bc O\n", 2, "holds '\\x0b' (a vertical tab"),
         ("New\u00a0York B-LOC\nis O\nbig O\n", 1, "found 3 columns, expected 2 as on line 2"),
+        ("is O\n10\u00a0000 O\n", 2, "holds whitespace that looks like none: U+00A0"),
         ("a NN O\nb NN O\nc B-PER\nd NN O\n", 3, "found 2 columns, expected 3 as on line 1"),
     ],
 )

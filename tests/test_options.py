@@ -40,10 +40,29 @@ def test_convert_tag_column_and_schemes(tmp_path):
     assert "2 x I- after O: read as the start of an entity (lenient repair" in out
     out = cli("convert", src, tmp_path / "c.spacy", ok=False)  # the last column holds part-of-speech tags
     assert "Traceback" not in out
-    cli("convert", tmp_path / "a.spacy", tmp_path / "a.conll", "--out-scheme", "BILUO")
+    cli("convert", tmp_path / "a.spacy", tmp_path / "a.conll", "--out-scheme", "biluo")  # any case
     tags = [line.split()[1] for line in (tmp_path / "a.conll").read_text().splitlines() if line.strip()
             and not line.startswith("-DOCSTART-")]
     assert tags == ["B-PER", "L-PER", "O", "U-PER"]  # in the column it was read from
+
+
+def test_convert_says_what_it_writes_as_outside_and_what_it_cannot_read(tmp_path):
+    """A text without .ann has no annotation; CoNLL and JSONL can only write
+    it as outside any entity, which is said, and .spacy keeps it missing."""
+    brat = tmp_path / "brat"
+    brat.mkdir()
+    (brat / "done.txt").write_text("Ada Lovelace")
+    (brat / "done.ann").write_text("T1\tPER 0 12\tAda Lovelace\n")
+    (brat / "todo.txt").write_text("Charles Babbage")
+    for out, fmt in (("o.iob", "conll"), ("o.jsonl", "jsonl")):
+        said = cli("convert", brat, tmp_path / out)
+        assert "1 x documents with tokens whose entity annotation is missing" in said
+        assert f"which {fmt} writes as outside any entity" in said
+    said = cli("convert", brat, tmp_path / "o.spacy")
+    assert "annotation is missing (a text" not in said
+    assert [d.has_annotation("ENT_IOB") for d in read_docbin(tmp_path / "o.spacy")] == [True, False]
+    said = cli("convert", tmp_path / "o.jsonl", tmp_path / "x.spacy", "--from", "jsonl", ok=False)
+    assert "cannot read the format 'jsonl' here: use one of conll, brat, spacy." in said
 
 
 def test_convert_lang_picks_the_tokenizer(tmp_path):

@@ -173,6 +173,16 @@ def test_bad_rows_are_reported_by_id_never_dropped(model, tmp_path):
     assert [r["id"] for r in read_shards(tmp_path / "t.jsonl")] == ["good"]
 
 
+def test_jsonl_in_utf16_is_one_error_not_a_row_each(tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_bytes('{"id": 1, "text": "x"}\n'.encode("utf-16"))
+    for options in (Options(), Options(encoding="utf-16")):
+        with pytest.raises(FormatError, match="is in UTF-16 or UTF-32; JSON lines must be UTF-8"):
+            plan(src, options)
+        with pytest.raises(FormatError, match="is in UTF-16"):
+            list(stream(src, options))
+
+
 def test_stream_reads_the_records_of_the_plan(tmp_path):
     """visualize's lazy reader gives the plan's records in its order, bad
     rows and duplicate ids (across files too) the same, with no plan."""

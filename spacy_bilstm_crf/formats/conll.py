@@ -105,9 +105,11 @@ def _documents(lines: List[str], path, tag_column: int) -> Iterator[Tuple[Option
                               "expected a token and its entity tag, separated by whitespace.")
         if len(cols) != width:
             first = 1 + next(i for i, c in enumerate(rows) if len(c) == width and c[0] != "-DOCSTART-")
+            unseen = sorted({f"U+{ord(c):04X}" for c in line.strip() if c.isspace() and c not in " \t"})
+            seen = f" This row holds whitespace that looks like none: {', '.join(unseen)}." if unseen else ""
             raise FormatError(path, number, f"found {len(cols)} columns, expected {width} as on line {first} "
                               "and most rows. Every row needs the same columns (a token containing a space "
-                              "splits into two columns).")
+                              f"splits into two columns).{seen}")
         if not -len(cols) <= tag_column < len(cols) or tag_column % len(cols) == 0:
             raise FormatError(path, number, f"there is no tag column {tag_column} in {len(cols)} columns "
                               "(column 0 holds the token). Pass --tag-column.")
