@@ -47,6 +47,8 @@ class Partition:
     offset: int = 0  # JSONL: byte offset of line `start`
     files: List[str] = field(default_factory=list)
     duplicates: Dict[int, str] = field(default_factory=dict)  # row -> partition holding the id first
+    # output column -> its type in every Parquet shard of the job (column_types), in output order
+    columns: Dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> Dict:
         return asdict(self)
@@ -121,12 +123,16 @@ def plan(path: Path, options: Options) -> List[Partition]:
     if kind == "txt":
         return _plan_texts(path, options.partition_size)
     planner = _plan_jsonl if kind == "jsonl" else _plan_parquet
-    by_source = [planner(src, _base_name(src, path), options) for src in sources(path, kind)]
+    kinds: Dict[str, set] = {"id": set()}
+    by_source = [planner(src, _base_name(src, path), options, kinds) for src in sources(path, kind)]
     parts = [part for new, _ in by_source for part in new]
     names = [p.name for p in parts]
     if len(set(names)) < len(names):
         raise FormatError(path, None, "two input files give the same partition names; rename one of them.")
     _mark_duplicates(by_source, options)
+    columns = column_types(kinds)
+    for part in parts:
+        part.columns = columns
     return parts
 
 
@@ -143,9 +149,10 @@ def _plan_texts(folder: Path, size: int) -> List[Partition]:
             for i in range(0, len(files), size)]
 
 
-def _plan_jsonl(src: Path, base: str, options: Options) -> Tuple[List[Partition], array]:
+def _plan_jsonl(src: Path, base: str, options: Options, kinds: Dict[str, set]) -> Tuple[List[Partition], array]:
     """One pass over the file: the byte offset of every partition's first line,
-    and a 64-bit hash of every row's id (0 where there is no readable id)."""
+    a 64-bit hash of every row's id (0 where there is no readable id), and
+    the kinds of value of every output column (into `kinds`)."""
     _check_jsonl_bytes(src, options)
     size = options.partition_size
     parts: List[Partition] = []
@@ -160,6 +167,8 @@ def _plan_jsonl(src: Path, base: str, options: Options) -> Tuple[List[Partition]
             row = _jsonl_row(_without_bom(line, n, options))
             hashes.append(_id_hash(row.get(options.id_column) if row is not None else None, options))
             column.see(row)
+            if row is not None:
+                _see_kinds(row, options, kinds)
     column.check()
     if parts:
         parts[-1].stop = len(hashes)
@@ -220,14 +229,23 @@ def _jsonl_row(line: bytes) -> Optional[Dict]:
     return row if isinstance(row, dict) else None
 
 
-def _plan_parquet(src: Path, base: str, options: Options) -> Tuple[List[Partition], array]:
+def _plan_parquet(src: Path, base: str, options: Options, kinds: Dict[str, set]) -> Tuple[List[Partition], array]:
     meta = _parquet_with_text(src, options)
-    names = meta.schema_arrow.names
+    schema = meta.schema_arrow
+    names = schema.names
     n_rows = meta.metadata.num_rows
     hashes = array("Q")
     if options.id_column in names:
         for batch in meta.iter_batches(columns=[options.id_column], batch_size=65536):
-            hashes.extend(_id_hash(v, options) for v in batch.column(0).to_pylist())
+            ids = batch.column(0).to_pylist()
+            hashes.extend(_id_hash(v, options) for v in ids)
+            kinds["id"].update(_kind(v) for v in ids)
+    elif n_rows:
+        kinds["id"].add("str")  # every row is named by file and row
+    row = dict.fromkeys(names)
+    for name in names:
+        if name not in (options.id_column, options.text_column):
+            kinds.setdefault(_extra_key(name, row), set()).add(_arrow_kind(schema.field(name).type))
     size = options.partition_size
     parts = [Partition(f"{base}-{i:08d}", "parquet", str(src), i, min(i + size, n_rows)) for i in range(0, n_rows, size)]
     return parts, hashes
@@ -241,6 +259,56 @@ def _parquet_with_text(src: Path, options: Options):
         raise FormatError(src, None, f"no column {options.text_column!r} (columns: {', '.join(names)}); "
                                      "pass the text column with --text-column.")
     return meta
+
+
+def _kind(value) -> str:
+    """The kind of a JSON value, for the column types of Parquet output. The
+    id None stands for the row's name by file and line, a string."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int" if -2**63 <= value < 2**63 else "json"
+    if isinstance(value, float):
+        return "float"
+    return "str" if isinstance(value, str) else "json"
+
+
+def _see_kinds(row: Dict, options: Options, kinds: Dict[str, set]) -> None:
+    doc_id = row.get(options.id_column)
+    kinds["id"].add("str" if doc_id is None else _kind(doc_id))
+    for key, value in row.items():
+        if key not in (options.id_column, options.text_column):
+            kinds.setdefault(_extra_key(key, row), set()).add(_kind(value))
+
+
+def _arrow_kind(arrow_type) -> str:
+    import pyarrow as pa
+
+    for test, kind in ((pa.types.is_boolean, "bool"), (pa.types.is_integer, "int"), (pa.types.is_floating, "float"),
+                       (pa.types.is_string, "str"), (pa.types.is_large_string, "str"), (pa.types.is_null, "none")):
+        if test(arrow_type):
+            return kind
+    return "json"
+
+
+def column_types(kinds: Dict[str, set]) -> Dict[str, str]:
+    """One Parquet type per output column, whatever rows a shard holds:
+    int64, double, string, bool, null (no value anywhere), or json (mixed or
+    nested values, written as JSON text)."""
+    types = {}
+    for column, seen in kinds.items():
+        seen = seen - {"none"}
+        if not seen:
+            types[column] = "null"
+        elif seen <= {"int", "float"}:
+            types[column] = "int64" if seen == {"int"} else "double"
+        elif len(seen) == 1 and seen < {"str", "bool"}:
+            types[column] = "string" if seen == {"str"} else "bool"
+        else:
+            types[column] = "json"
+    return types
 
 
 def _id_hash(value, options: Options) -> int:

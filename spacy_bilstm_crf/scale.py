@@ -102,7 +102,7 @@ def label(nlp, part: Partition, options: Options, batch_size: int, encode: Optio
     format, or its rows and errors."""
     rows, errors = annotate(nlp, read_partition(part, options), batch_size=batch_size)
     if encode:
-        return {"encoded": encode_shard(part.name, rows, errors, encode)}
+        return {"encoded": encode_shard(part, rows, errors, encode)}
     return {"rows": rows, "errors": errors}
 
 

@@ -19,7 +19,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from .errors import FormatError, counted
 from .formats.brat import entity_line, note_line, safe_name, write_annotation_conf
@@ -44,30 +44,43 @@ def _json_default(value: Any):
     return str(value)
 
 
-def parquet_table(rows: List[Dict]):
-    """An Arrow table of output rows: entities with a fixed type (so that all
-    shards share it), other columns as Arrow infers them; a column of mixed
-    types (possible from JSONL) is written as JSON strings."""
+def parquet_table(rows: List[Dict], types: Optional[Dict[str, str]] = None):
+    """An Arrow table of output rows: entities with a fixed type; the other
+    columns with `types` (the plan's column_types, so that every shard of a
+    job has the same columns and types, rows or not), else as Arrow infers
+    them. JSON values of mixed types are written as JSON strings."""
     import pyarrow as pa
 
     entity = pa.struct([("start", pa.int64()), ("end", pa.int64()), ("label", pa.string()),
                         ("text", pa.string()), ("score", pa.float64())])
-    keys = {"id": None, "text": None, "entities": None}
+    keys = {"id": None, "text": None, "entities": None, **dict.fromkeys(types or {})}
     for row in rows:
         keys.update(dict.fromkeys(row))
     columns = {}
     for key in keys:
         values = [row.get(key) for row in rows]
+        kind = (types or {}).get(key)
         if key == "entities":
             columns[key] = pa.array(values, type=pa.list_(entity))
         elif key == "text":
             columns[key] = pa.array(values, type=pa.string())
+        elif kind is not None and kind != "json":
+            columns[key] = pa.array(values, type=_arrow_types()[kind]())
         else:
             try:
+                if kind == "json":
+                    raise pa.ArrowInvalid("written as JSON text")
                 columns[key] = pa.array(values)
             except (pa.ArrowInvalid, pa.ArrowTypeError):
-                columns[key] = pa.array([None if v is None else json.dumps(v, default=_json_default) for v in values])
+                columns[key] = pa.array([None if v is None else json.dumps(v, default=_json_default) for v in values],
+                                        type=pa.string())
     return pa.table(columns)
+
+
+def _arrow_types() -> Dict[str, Callable]:
+    import pyarrow as pa
+
+    return {"int64": pa.int64, "double": pa.float64, "string": pa.string, "bool": pa.bool_, "null": pa.null}
 
 
 def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
@@ -82,24 +95,25 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
             tmp.unlink()
 
 
-def shard_bytes(rows: List[Dict], fmt: str) -> bytes:
+def shard_bytes(rows: List[Dict], fmt: str, types: Optional[Dict[str, str]] = None) -> bytes:
     """The bytes of a shard file of these rows: the one encoder of both
-    engines (so their shards are the same bytes)."""
+    engines (so their shards are the same bytes). types: Parquet column
+    types (parquet_table)."""
     if fmt == "jsonl":
         return jsonl_bytes(rows)
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     buffer = pa.BufferOutputStream()
-    pq.write_table(parquet_table(rows), buffer)
+    pq.write_table(parquet_table(rows, types), buffer)
     return buffer.getvalue().to_pybytes()
 
 
-def encode_shard(name: str, rows: List[Dict], errors: List[Dict], fmt: str) -> Dict:
+def encode_shard(part: Partition, rows: List[Dict], errors: List[Dict], fmt: str) -> Dict:
     """A partition's shard and errors file as bytes, with its counts: what a
     worker sends when the driver only has to put files in place."""
-    return {"shard": shard_bytes(rows, fmt),
-            "errors": jsonl_bytes({"partition": name, **e} for e in errors) if errors else b"",
+    return {"shard": shard_bytes(rows, fmt, part.columns),
+            "errors": jsonl_bytes({"partition": part.name, **e} for e in errors) if errors else b"",
             "documents": len(rows), "entities": sum(len(r["entities"]) for r in rows), "n_errors": len(errors)}
 
 
@@ -129,7 +143,7 @@ class Sink:
 
     def write(self, part: Partition, rows: List[Dict], errors: List[Dict]) -> bool:
         if self.encodes:
-            return self.write_encoded(part, encode_shard(part.name, rows, errors, self.fmt))
+            return self.write_encoded(part, encode_shard(part, rows, errors, self.fmt))
         entities = sum(len(r["entities"]) for r in rows)
         return self._accept(part, lambda: self._write(part, rows, [{"partition": part.name, **e} for e in errors]),
                             len(rows), entities, len(errors))

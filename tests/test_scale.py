@@ -173,6 +173,31 @@ def test_bad_rows_are_reported_by_id_never_dropped(model, tmp_path):
     assert [r["id"] for r in read_shards(tmp_path / "t.jsonl")] == ["good"]
 
 
+def test_parquet_shards_of_a_job_share_columns_and_types(model, tmp_path):
+    """Each shard holds some rows, but every shard has the plan's columns
+    and types, so the folder reads back as one table: a column null in the
+    first shard, an id missing from a row (named by file and line), ints and
+    floats together, a column only in a later row, mixed kinds as JSON."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    rows = [{"id": 1, "text": "Who is Shaka Khan?", "note": None, "score": 1},
+            {"id": 2, "text": "I like London.", "note": None, "score": 2.5},
+            {"text": "Angela Merkel flew to Paris.", "note": "checked", "score": 3, "extra": [1, "a"]},
+            {"id": 4, "text": "Paris", "note": "x", "score": None, "extra": {"k": 1}, "late": True}]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cli("predict", model, tmp_path / "in.jsonl", tmp_path / "out", "--to", "parquet", "--partition-size", "1")
+    shards = sorted((tmp_path / "out").glob("*.parquet"))
+    assert len(shards) == 4 and len({pq.read_schema(f) for f in shards}) == 1
+    schema = pq.read_schema(shards[0])
+    assert schema.names == ["id", "text", "entities", "note", "score", "extra", "late"]
+    assert [str(schema.field(n).type) for n in ("id", "note", "score", "extra", "late")] == [
+        "string", "string", "double", "string", "bool"]
+    table = pq.read_table(tmp_path / "out")
+    assert table.column("id").to_pylist() == ['1', '2', '"in.jsonl:3"', '4']  # ints and names: JSON text
+    assert table.column("extra").to_pylist() == [None, None, '[1, "a"]', '{"k": 1}']
+    assert table.column("late").to_pylist() == [None, None, None, True]
+    assert table.column("score").to_pylist() == [1.0, 2.5, 3.0, None]
+
+
 def test_jsonl_in_utf16_is_one_error_not_a_row_each(tmp_path):
     src = tmp_path / "in.jsonl"
     src.write_bytes('{"id": 1, "text": "x"}\n'.encode("utf-16"))
