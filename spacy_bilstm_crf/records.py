@@ -239,7 +239,7 @@ def _plan_parquet(src: Path, base: str, options: Options, kinds: Dict[str, set])
         for batch in meta.iter_batches(columns=[options.id_column], batch_size=65536):
             ids = batch.column(0).to_pylist()
             hashes.extend(_id_hash(v, options) for v in ids)
-            kinds["id"].update(_kind(v) for v in ids)
+            kinds["id"].update(_id_kind(v) for v in ids)
     elif n_rows:
         kinds["id"].add("str")  # every row is named by file and row
     row = dict.fromkeys(names)
@@ -262,8 +262,7 @@ def _parquet_with_text(src: Path, options: Options):
 
 
 def _kind(value) -> str:
-    """The kind of a JSON value, for the column types of Parquet output. The
-    id None stands for the row's name by file and line, a string."""
+    """The kind of a JSON value, for the column types of Parquet output."""
     if value is None:
         return "none"
     if isinstance(value, bool):
@@ -275,9 +274,12 @@ def _kind(value) -> str:
     return "str" if isinstance(value, str) else "json"
 
 
+def _id_kind(doc_id) -> str:
+    return "str" if doc_id is None else _kind(doc_id)  # a row without an id is named by file and line
+
+
 def _see_kinds(row: Dict, options: Options, kinds: Dict[str, set]) -> None:
-    doc_id = row.get(options.id_column)
-    kinds["id"].add("str" if doc_id is None else _kind(doc_id))
+    kinds["id"].add(_id_kind(row.get(options.id_column)))
     for key, value in row.items():
         if key not in (options.id_column, options.text_column):
             kinds.setdefault(_extra_key(key, row), set()).add(_kind(value))

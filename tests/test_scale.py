@@ -196,6 +196,12 @@ def test_parquet_shards_of_a_job_share_columns_and_types(model, tmp_path):
     assert table.column("extra").to_pylist() == [None, None, '[1, "a"]', '{"k": 1}']
     assert table.column("late").to_pylist() == [None, None, None, True]
     assert table.column("score").to_pylist() == [1.0, 2.5, 3.0, None]
+    # Parquet input: the types come from its schema; a null id is a name
+    import pyarrow
+
+    pq.write_table(pyarrow.Table.from_pylist([{"id": 1, "text": "a", "n": None, "f": 0.5},
+                                              {"id": None, "text": "b", "n": None, "f": None}]), tmp_path / "in.parquet")
+    assert plan(tmp_path / "in.parquet", Options())[0].columns == {"id": "json", "n": "null", "f": "double"}
 
 
 def test_jsonl_in_utf16_is_one_error_not_a_row_each(tmp_path):
