@@ -200,18 +200,20 @@ def _replaced(stem: Path, doc: Doc) -> List[Path]:
     return found
 
 
-def check_output(output: Path, *inputs: Path, model: Optional[str] = None, folder: Optional[bool] = False) -> None:
+def check_output(output: Path, *inputs: Path, model: Optional[str] = None, folder: Optional[bool] = False,
+                 read_back: bool = False) -> None:
     """A FormatError, before any work, if writing the output would destroy
-    what the user gave or cannot be done: the output is an input, inside an
-    input folder (a rerun would read it back) or inside the model's folder;
-    a folder on its path is a file; the output is a folder where a file is
-    written (folder=False) or a file where a folder is (folder=True)."""
+    what the user gave or cannot be done: the output is an input, inside the
+    model's folder, or (read_back: documents a rerun would read as input)
+    inside an input folder; a folder on its path is a file; the output is a
+    folder where a file is written (folder=False) or a file where a folder
+    is (folder=True)."""
     target = output.resolve()
     for path in inputs:
         if path.exists() and output.exists() and target == path.resolve():
             raise FormatError(output, None, "is the input too: writing the output there would replace the input. "
                                             "Give another output path.")
-        if path.is_dir() and path.resolve() in target.parents:
+        if read_back and path.is_dir() and path.resolve() in target.parents:
             raise FormatError(output, None, f"is inside the input folder {path}: a later run would read the output "
                                             "as input. Give a path outside it.")
     if model is not None and Path(model).is_dir() and (target == Path(model).resolve()
@@ -270,7 +272,7 @@ def convert(input_path: Path, output_path: Path, *, from_format: Optional[str], 
     if dst == "parquet":
         raise FormatError(output_path, None, "convert writes spacy, conll, brat or jsonl; Parquet is for predict's "
                                              "records.")
-    check_output(output_path, input_path, folder=dst == "brat")
+    check_output(output_path, input_path, folder=dst == "brat", read_back=True)
     nlp = spacy.blank(lang)
     docs, info = read_docs(input_path, src, nlp, n_sents=n_sents, tag_column=tag_column, scheme=scheme,
                            encoding=encoding)
@@ -301,7 +303,7 @@ def predict(model: str, input_path: Path, output_path: Path, *, to_format: Optio
         raise FormatError("--engine", None, f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}.")
     require_input(input_path, encoding)
     check_pipeline(model)
-    check_output(output_path, input_path, model=model, folder=None)
+    check_output(output_path, input_path, model=model, folder=None, read_back=True)
     fmt = _records_format(input_path, output_path, to_format, engine)
     if fmt is not None:
         return _predict_records(model, input_path, output_path, fmt, batch_size=batch_size, encoding=encoding,
@@ -574,11 +576,11 @@ def _check_address(host: str, port: int) -> None:
     import socket
 
     where = f"--host {host} --port {port}"
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    try:  # displaCy's server (wsgiref) listens on IPv4 only
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_STREAM)[0]
     except (socket.gaierror, OverflowError, UnicodeError) as err:
-        raise FormatError(where, None, f"not an address to serve on ({err}): pass --host (e.g. 127.0.0.1 or "
-                                       "0.0.0.0) and a --port from 1 to 65535.") from None
+        raise FormatError(where, None, f"not an IPv4 address to serve on ({err}): pass --host (e.g. 127.0.0.1 "
+                                       "or 0.0.0.0) and a --port from 1 to 65535.") from None
     with socket.socket(family, kind, proto) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:

@@ -40,6 +40,8 @@ class Errors(metaclass=ErrorsWithCodes):
     E012 = ("spacy_bilstm_crf.MonitorLogger's `{setting}` needs a package that is not "
             "installed: pip install 'spacy-bilstm-crf[{extra}]', or set `{setting} = null` "
             "in [training.logger].")
+    E013 = ("[training.logger] plot = {path!r} is a folder: give the path of the PNG "
+            "file to draw the learning curve in.")
 
 
 class FormatError(ValueError):

@@ -5,6 +5,7 @@ every evaluation, so a person can look at a run while it trains."""
 import importlib
 import os
 import sys
+import time
 from pathlib import Path
 from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Tuple
 
@@ -26,28 +27,38 @@ def monitor_logger_v1(progress_bar: Optional[str] = None, console_output: bool =
     progress_bar, console_output, output_file: as in spacy.ConsoleLogger.v3.
     plot (Optional[str]): a PNG of the dev score and the losses against the
         step, redrawn after every evaluation (needs matplotlib: extra [plots]).
-    tensorboard_dir (Optional[str]): a folder for TensorBoard event files:
-        losses, the score, every dev score and per-type P/R/F, training
-        words/s (extra [tensorboard]; view with `tensorboard --logdir DIR`).
+    tensorboard_dir (Optional[str]): a folder for TensorBoard event files,
+        a subfolder per run (run-DATE-TIME): losses, the score, every dev
+        score and per-type P/R/F (extra [tensorboard]; view with
+        `tensorboard --logdir DIR`).
     """
     console = console_logger_v3(progress_bar=progress_bar, console_output=console_output, output_file=output_file)
     writer_class = _summary_writer() if tensorboard_dir else None
     if plot:
         _require_matplotlib()
+        if Path(plot).is_dir():
+            raise ValueError(Errors.E013.format(path=plot))
 
     def setup(nlp, stdout: IO = sys.stdout, stderr: IO = sys.stderr) -> Tuple[LogStep, Callable[[], None]]:
         log_console, finish_console = console(nlp, stdout, stderr)
         score_cols = [c for c, w in nlp.config["training"]["score_weights"].items() if w is not None]
-        writer = writer_class(log_dir=str(tensorboard_dir)) if writer_class else None
+        run = time.strftime("run-%Y%m%d-%H%M%S")  # runs into one folder stay apart, as TensorBoard shows them
+        writer = writer_class(log_dir=str(Path(tensorboard_dir) / run)) if writer_class else None
         rows: List[Dict] = []
+        drawing = bool(plot)
 
         def log_step(info: Optional[Dict[str, Any]]) -> None:
+            nonlocal drawing
             log_console(info)
             if info is None:
                 return
-            if plot:
+            if drawing:
                 rows.append(curve_row(info, score_cols))
-                _draw(rows, Path(plot))
+                try:
+                    _draw(rows, Path(plot))
+                except OSError as err:  # a view of the run is not worth the run
+                    print(f"⚠ Stopped drawing {plot}: {err}", file=stderr, flush=True)
+                    drawing = False
             if writer is not None:
                 for tag, value in scalars(info):
                     writer.add_scalar(tag, value, info["step"])
@@ -73,8 +84,8 @@ def curve_row(info: Dict[str, Any], score_cols: List[str]) -> Dict:
 
 def scalars(info: Dict[str, Any]) -> Iterator[Tuple[str, float]]:
     """The numbers of an evaluation, named for TensorBoard: loss/PIPE,
-    score, dev/NAME (ents_f, ...), dev/NAME/LABEL/p|r|f (ents_per_type)
-    and train/words_per_second. Scores stay fractions, as spaCy gives them."""
+    score, dev/NAME (ents_f, ...) and dev/NAME/LABEL/p|r|f (ents_per_type).
+    Scores stay fractions, as spaCy gives them."""
     for pipe, loss in info["losses"].items():
         yield f"loss/{pipe}", float(loss)
     yield "score", float(info["score"])
@@ -86,8 +97,6 @@ def scalars(info: Dict[str, Any]) -> Iterator[Tuple[str, float]]:
                 for metric, number in (metrics.items() if isinstance(metrics, dict) else ()):
                     if isinstance(number, (int, float)):
                         yield f"dev/{name}/{label}/{metric}", float(number)
-    if info.get("seconds"):
-        yield "train/words_per_second", info["words"] / info["seconds"]
 
 
 def _draw(rows: List[Dict], path: Path) -> None:

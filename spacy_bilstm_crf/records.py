@@ -8,6 +8,7 @@ A partition is named after its input and its first row (`news-00001000`:
 rows 1000.. of news.jsonl); the name names its output shard, so a rerun finds
 the shards already written and skips them.
 """
+import base64
 import hashlib
 import json
 from array import array
@@ -121,7 +122,10 @@ def plan(path: Path, options: Options) -> List[Partition]:
     if options.partition_size < 1:
         raise FormatError(path, None, "--partition-size must be at least 1.")
     if kind == "txt":
-        return _plan_texts(path, options.partition_size)
+        parts = _plan_texts(path, options.partition_size)
+        for part in parts:
+            part.columns = {"id": "string"}
+        return parts
     planner = _plan_jsonl if kind == "jsonl" else _plan_parquet
     kinds: Dict[str, set] = {"id": set()}
     by_source = [planner(src, _base_name(src, path), options, kinds) for src in sources(path, kind)]
@@ -164,7 +168,7 @@ def _plan_jsonl(src: Path, base: str, options: Options, kinds: Dict[str, set]) -
             if n % size == 0:
                 parts.append(Partition(f"{base}-{n:08d}", "jsonl", str(src), n, n + size, offset=offset))
             offset += len(line)
-            row = _jsonl_row(_without_bom(line, n, options))
+            row = _jsonl_row(_without_bom(line, n, options), options.encoding)
             hashes.append(_id_hash(row.get(options.id_column) if row is not None else None, options))
             column.see(row)
             if row is not None:
@@ -175,19 +179,21 @@ def _plan_jsonl(src: Path, base: str, options: Options, kinds: Dict[str, set]) -
     return parts, hashes
 
 
-UTF16_32_BOMS = (b"\xff\xfe", b"\xfe\xff")  # the first two bytes of UTF-16 and UTF-32 byte order marks
+UTF16_32_BOMS = (b"\xff\xfe", b"\xfe\xff")  # the first two bytes of UTF-16 (and UTF-32-LE) byte order marks
 
 
 def _check_jsonl_bytes(src: Path, options: Options) -> None:
     """JSONL is split into rows at the byte of a line end, so it must be in
     an encoding where that byte is one: a FormatError for UTF-16 or UTF-32
-    (given, or told by the file's byte order mark)."""
+    (given, or told by a byte order mark or by NUL bytes in the first line,
+    which UTF-8 JSON never holds)."""
     try:
         ascii_lines = "\n".encode(options.encoding) == b"\n"
     except LookupError:
         raise FormatError(src, None, f"unknown encoding {options.encoding!r}.") from None
     with src.open("rb") as f:
-        marked = f.read(2) in UTF16_32_BOMS
+        first = f.readline(4096)
+    marked = first[:2] in UTF16_32_BOMS or first[:4] == b"\x00\x00\xfe\xff" or b"\x00" in first
     if marked or not ascii_lines:
         raise FormatError(src, None, "is in UTF-16 or UTF-32; JSON lines must be UTF-8 (or another encoding whose "
                                      "line end is one byte): convert it, e.g. iconv -f UTF-16 -t UTF-8.")
@@ -221,10 +227,12 @@ def _without_bom(line: bytes, n: int, options: Options) -> bytes:
     return line
 
 
-def _jsonl_row(line: bytes) -> Optional[Dict]:
+def _jsonl_row(line: bytes, encoding: str) -> Optional[Dict]:
+    """A line's JSON object, read as the partition's reader reads it; None
+    for a bad line."""
     try:
-        row = json.loads(line)
-    except ValueError:
+        row = json.loads(line.decode(encoding))
+    except ValueError:  # UnicodeDecodeError too
         return None
     return row if isinstance(row, dict) else None
 
@@ -286,23 +294,29 @@ def _see_kinds(row: Dict, options: Options, kinds: Dict[str, set]) -> None:
 
 
 def _arrow_kind(arrow_type) -> str:
+    """A Parquet input column's kind: a JSON kind for the types JSON has,
+    else the Arrow type itself ("arrow:" and its schema bytes), kept."""
     import pyarrow as pa
 
-    for test, kind in ((pa.types.is_boolean, "bool"), (pa.types.is_integer, "int"), (pa.types.is_floating, "float"),
+    is_int64_or_less = lambda t: pa.types.is_integer(t) and not pa.types.is_uint64(t)  # noqa: E731
+    for test, kind in ((pa.types.is_boolean, "bool"), (is_int64_or_less, "int"), (pa.types.is_floating, "float"),
                        (pa.types.is_string, "str"), (pa.types.is_large_string, "str"), (pa.types.is_null, "none")):
         if test(arrow_type):
             return kind
-    return "json"
+    schema = pa.schema([pa.field("column", arrow_type)]).serialize().to_pybytes()
+    return "arrow:" + base64.b64encode(schema).decode("ascii")
 
 
 def column_types(kinds: Dict[str, set]) -> Dict[str, str]:
     """One Parquet type per output column, whatever rows a shard holds:
-    int64, double, string, bool, null (no value anywhere), or json (mixed or
-    nested values, written as JSON text)."""
+    int64, double, string, bool, null (no value anywhere), a Parquet input's
+    own type ("arrow:..."), or json (mixed or nested values, as JSON text)."""
     types = {}
     for column, seen in kinds.items():
         seen = seen - {"none"}
-        if not seen:
+        if len(seen) == 1 and next(iter(seen)).startswith("arrow:"):
+            types[column] = next(iter(seen))
+        elif not seen:
             types[column] = "null"
         elif seen <= {"int", "float"}:
             types[column] = "int64" if seen == {"int"} else "double"
@@ -383,7 +397,7 @@ def _stream_jsonl(src: Path, options: Options) -> Iterator[Record]:
     with src.open("rb") as f:
         for i, line in enumerate(f):
             if not column.found:  # most often the first row tells
-                column.see(_jsonl_row(_without_bom(line, i, options)))
+                column.see(_jsonl_row(_without_bom(line, i, options), options.encoding))
             yield _jsonl_record(i, line, options, src.name)
     column.check()
 

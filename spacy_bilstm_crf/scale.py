@@ -67,7 +67,9 @@ def predict_records(model: str, input_path: Path, output_path: Path, *, fmt: str
     sink = open_sink(Path(output_path), fmt, options.encoding, overwrite, score_notes)
     kind = input_kind(input_path) or "txt"
     key = {"input": str(input_path), "fingerprint": fingerprint(input_path, kind) if input_path.exists() else None,
-           "model": model, "model files": model_fingerprint(model), "format": fmt, "options": dict(options.__dict__)}
+           "model": model, "model files": model_fingerprint(model), "format": fmt,
+           # ids_as_text follows from the format; left out, a job planned before it existed resumes
+           "options": {k: v for k, v in options.__dict__.items() if k != "ids_as_text"}}
     if fmt == "brat":
         key["score notes"] = score_notes
     parts = sink.plan(key, lambda: plan(input_path, options))

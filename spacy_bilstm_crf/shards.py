@@ -64,6 +64,8 @@ def parquet_table(rows: List[Dict], types: Optional[Dict[str, str]] = None):
             columns[key] = pa.array(values, type=pa.list_(entity))
         elif key == "text":
             columns[key] = pa.array(values, type=pa.string())
+        elif kind is not None and kind.startswith("arrow:"):
+            columns[key] = pa.array(values, type=_input_type(kind))
         elif kind is not None and kind != "json":
             columns[key] = pa.array(values, type=_arrow_types()[kind]())
         else:
@@ -75,6 +77,13 @@ def parquet_table(rows: List[Dict], types: Optional[Dict[str, str]] = None):
                 columns[key] = pa.array([None if v is None else json.dumps(v, default=_json_default) for v in values],
                                         type=pa.string())
     return pa.table(columns)
+
+
+def _input_type(kind: str):
+    """The Arrow type of a Parquet input's column, from records._arrow_kind."""
+    import pyarrow as pa
+
+    return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(kind[len("arrow:"):]))).field(0).type
 
 
 def _arrow_types() -> Dict[str, Callable]:
@@ -305,17 +314,22 @@ def errors_file(path: Path) -> Path:
 
 
 MAX_NAME_BYTES = 200  # of a file name, under the 255 of most file systems, with room for the suffix
+MAX_PATH_BYTES = 1000  # of a name with folders, well under the 4,096 of a path on Linux
 
 
 def brat_name(doc_id: str) -> str:
     """The file name (a relative path without suffix) of a document: its id,
     or where the id is not a safe name as it is, the safe name plus a hash of
     the id, so that two ids never share a file ("a b" and "a_b" would); a
-    part of the name too long for a file name is cut before the hash."""
+    part of the name too long for a file name is cut before the hash, and a
+    name of too many folders keeps its last part only."""
     name = safe_name(doc_id)
     parts = name.split("/")
-    if name == doc_id and all(len(p.encode("utf-8")) <= MAX_NAME_BYTES for p in parts):
+    if name == doc_id and all(len(p.encode("utf-8")) <= MAX_NAME_BYTES for p in parts) and \
+            len(name.encode("utf-8")) <= MAX_PATH_BYTES:
         return name
+    if len(name.encode("utf-8")) > MAX_PATH_BYTES:  # too deep: the last part alone
+        parts = parts[-1:]
     parts[-1] = parts[-1].encode("utf-8")[: MAX_NAME_BYTES - 9].decode("utf-8", "ignore")
     parts[:-1] = [p.encode("utf-8")[:MAX_NAME_BYTES].decode("utf-8", "ignore") for p in parts[:-1]]
     digest = hashlib.sha1(doc_id.encode("utf-8", "surrogatepass")).hexdigest()[:8]

@@ -282,6 +282,11 @@ def test_brat_names_never_collide(model, tmp_path):
     assert error["id"] == "1" and error["error"].startswith("duplicate id")
     (long_txt,) = [p for p in (tmp_path / "out3").glob("*.txt") if p.name.startswith("é")]
     assert long_txt.read_text() == "Paris" and len(long_txt.name.encode()) <= 255
+    deep = "d/" * 3000 + "x"  # a path too long in all, though each part is short
+    (tmp_path / "deep.jsonl").write_text(json.dumps({"id": deep, "text": "Rome"}) + "\n")
+    cli("predict", model, tmp_path / "deep.jsonl", tmp_path / "out4", "--to", "brat")
+    (deep_txt,) = (tmp_path / "out4").glob("x-*.txt")
+    assert deep_txt.read_text() == "Rome"
     cli("predict", model, rows, tmp_path / "o.jsonl")  # in JSONL, 1 and "1" are two ids
     assert [json.loads(line)["id"] for line in (tmp_path / "o.jsonl").read_text().splitlines()] == [1, "1", long_id]
 
@@ -314,6 +319,8 @@ def test_outputs_that_would_destroy_inputs_or_cannot_be_written_are_refused(mode
         assert says in cli(*args, ok=False), args
     assert (model / "config.cfg").read_bytes() == config and not (model / "page.html").exists()
     assert not (tmp_path / "texts" / "out").exists()
+    # a report inside an input folder is no input of a later run: written
+    assert "Wrote" in cli("visualize", model, tmp_path / "texts", tmp_path / "texts" / "page.html")
 
 
 def test_predict_on_annotated_brat_drops_what_refers_to_the_old_entities(model, tmp_path):

@@ -191,12 +191,12 @@ def test_looks_tagged_tells_conll_from_raw_text_in_the_files_encoding(tmp_path):
         (tmp_path / "r.txt").write_bytes(raw.encode(encoding))
         assert looks_tagged(tmp_path / "t.txt", encoding) and not looks_tagged(tmp_path / "r.txt", encoding)
     # lines ending in words shaped like tags are raw text: no line ends in O,
-    # and their widths differ (or there is one line)
-    (tmp_path / "r.txt").write_text("Angela Merkel took the S-Bahn\nShe flew a B-52\nto the I-95\n")
-    assert not looks_tagged(tmp_path / "r.txt")
-    (tmp_path / "r.txt").write_text("Angela Merkel took the S-Bahn\n")
-    assert not looks_tagged(tmp_path / "r.txt")
-    (tmp_path / "t.txt").write_text("Ada NNP B-PER\nLovelace NNP I-PER\n\nParis NNP B-LOC\n")  # no O, one width
-    assert looks_tagged(tmp_path / "t.txt")
+    # and there is no -DOCSTART- line, even where the lines are of one width
+    for raw in ("Angela Merkel took the S-Bahn\nShe flew a B-52\nto the I-95\n", "Angela Merkel took the S-Bahn\n",
+                "Crash on I-95\nDelays on I-80\nRoadworks on I-76\n"):
+        (tmp_path / "r.txt").write_text(raw)
+        assert not looks_tagged(tmp_path / "r.txt"), raw
+    (tmp_path / "t.txt").write_text("-DOCSTART- O\n\nAda NNP B-PER\nLovelace NNP I-PER\n\nParis NNP B-LOC\n")
+    assert looks_tagged(tmp_path / "t.txt")  # no O, but a -DOCSTART- line
     (tmp_path / "e.txt").write_text("-DOCSTART- -X- O\n\n")
     assert not looks_tagged(tmp_path / "e.txt")  # no token line at all

@@ -10,6 +10,7 @@ import spacy
 from spacy import Config
 from spacy.util import registry
 
+from spacy_bilstm_crf import evaluation, monitor
 from spacy_bilstm_crf.monitor import curve_row, monitor_logger_v1, scalars
 
 from .helpers import write_gold_corpus
@@ -25,9 +26,11 @@ def info(step, f, loss, per_type):
 
 
 def event_scalars(folder):
+    """The scalars of the one run written under folder (run-DATE-TIME)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    events = EventAccumulator(str(folder))
+    (run,) = [p for p in folder.iterdir() if p.name.startswith("run-")]
+    events = EventAccumulator(str(run))
     events.Reload()
     return {tag: [(e.step, round(e.value, 6)) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
 
@@ -37,13 +40,13 @@ def test_scalars_and_curve_rows_name_every_number():
     assert dict(scalars(row)) == {
         "loss/bilstm_crf_ner": 12.5, "score": 0.5, "dev/ents_f": 0.5, "dev/ents_p": 0.5, "dev/ents_r": 0.5,
         "dev/speed": 1234.0, "dev/ents_per_type/PER/p": 0.25, "dev/ents_per_type/PER/r": 1.0,
-        "dev/ents_per_type/PER/f": 0.4, "train/words_per_second": 250.0}
+        "dev/ents_per_type/PER/f": 0.4}
     assert curve_row(row, ["ents_f", "speed"]) == {
         "epoch": 0, "step": 200, "score": 0.5, "losses": {"bilstm_crf_ner": 12.5},
         "scores": {"ents_f": 50.0, "speed": 1234.0}}  # percentages, as ConsoleLogger.v3 writes them
 
 
-def test_the_curve_is_redrawn_and_tensorboard_written_at_every_evaluation(tmp_path):
+def test_the_curve_is_redrawn_and_tensorboard_written_at_every_evaluation(tmp_path, monkeypatch):
     nlp = spacy.blank("en")
     nlp.add_pipe("bilstm_crf_ner")
     curve, board, log = tmp_path / "curves" / "learning_curve.png", tmp_path / "tb", tmp_path / "log.jsonl"
@@ -52,9 +55,14 @@ def test_the_curve_is_redrawn_and_tensorboard_written_at_every_evaluation(tmp_pa
     log_step, finalize = setup(nlp, stdout, io.StringIO())
     log_step(None)  # a step without an evaluation draws nothing
     assert not curve.exists()
+    drawn_to = []  # the curve is drawn beside the PNG, then put in its place: never seen half-written
+    monkeypatch.setattr(monitor, "plot_learning_curve", lambda rows, path: drawn_to.append(path) or
+                        evaluation.plot_learning_curve(rows, path))
     log_step(info(20, 0.25, 30.0, {"PER": {"p": 0.5, "r": 0.1, "f": 1 / 6}}))
+    assert [p.parent for p in drawn_to] == [curve.parent] and drawn_to[0] != curve
     first = curve.read_bytes()
     assert first.startswith(PNG)
+    assert event_scalars(board)["dev/ents_f"] == [(20, 0.25)]  # on disk at once, while training goes on
     log_step(None)
     log_step(info(40, 0.75, 3.0, {"PER": {"p": 0.5, "r": 1.0, "f": 2 / 3}, "LOC": {"p": 1.0, "r": 1.0, "f": 1.0}}))
     finalize()
@@ -78,6 +86,20 @@ def test_a_missing_package_is_named_with_its_extra(monkeypatch, tmp_path):
     with pytest.raises(ImportError, match=r"\[plots\]"):
         monitor_logger_v1(plot=str(tmp_path / "c.png"))
     monitor_logger_v1()  # the console alone needs neither
+
+
+def test_a_plot_path_that_is_a_folder_is_refused_and_a_failing_draw_stops_drawing_only(tmp_path):
+    with pytest.raises(ValueError, match="is a folder: give the path of the PNG"):
+        monitor_logger_v1(plot=str(tmp_path))
+    nlp = spacy.blank("en")
+    nlp.add_pipe("bilstm_crf_ner")
+    (tmp_path / "afile").write_text("x")
+    stderr = io.StringIO()
+    log_step, finalize = monitor_logger_v1(plot=str(tmp_path / "afile" / "c.png"))(nlp, io.StringIO(), stderr)
+    log_step(info(20, 0.25, 30.0, {}))
+    log_step(info(40, 0.5, 20.0, {}))
+    finalize()
+    assert stderr.getvalue().count("Stopped drawing") == 1
 
 
 def test_spacy_train_finds_the_logger_and_draws_the_run(tmp_path):

@@ -201,7 +201,8 @@ def test_serve_answers_with_the_displacy_page(model, tmp_path):
         taken = busy.getsockname()[1]
         out = cli("serve", model, texts, "--host", "127.0.0.1", "--port", taken, ok=False)
     assert f"--host 127.0.0.1 --port {taken}: cannot serve there (Address already in use)" in out
-    assert "not an address to serve on" in cli("serve", model, texts, "--host", "999.1.1.1", ok=False)
+    assert "not an IPv4 address to serve on" in cli("serve", model, texts, "--host", "999.1.1.1", ok=False)
+    assert "not an IPv4 address to serve on" in cli("serve", model, texts, "--host", "::1", ok=False)
 
 
 def test_predict_overwrite_starts_a_shard_folder_over(model, tmp_path):

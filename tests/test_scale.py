@@ -212,6 +212,24 @@ def test_jsonl_in_utf16_is_one_error_not_a_row_each(tmp_path):
             plan(src, options)
         with pytest.raises(FormatError, match="is in UTF-16"):
             list(stream(src, options))
+    for encoding in ("utf-16-le", "utf-32-be", "utf-32"):  # no byte order mark, or UTF-32's
+        src.write_bytes('{"id": 1, "text": "x"}\n'.encode(encoding))
+        with pytest.raises(FormatError, match="is in UTF-16 or UTF-32"):
+            plan(src, Options())
+    src.write_text('{"id": 1, "text": "x"}\n')  # UTF-8 read as UTF-16 would not split at line ends
+    with pytest.raises(FormatError, match="is in UTF-16 or UTF-32"):
+        plan(src, Options(encoding="utf-16"))
+
+
+def test_the_plan_reads_rows_in_the_given_encoding(tmp_path):
+    """A Latin-1 row is read by the plan as the partition reads it: its
+    column kinds count, and its id is compared (a repeat is marked)."""
+    src = tmp_path / "in.jsonl"
+    src.write_bytes('{"id": "é", "text": "a", "n": 1}\n{"id": "é", "text": "b", "n": "x"}\n'.encode("latin-1"))
+    options = Options(encoding="latin-1")
+    (part,) = plan(src, options)
+    assert part.columns == {"id": "string", "n": "json"}
+    assert [r.error for r in read_partition(part, options)] == [None, "duplicate id (first in partition in-00000000)"]
 
 
 def test_stream_reads_the_records_of_the_plan(tmp_path):
