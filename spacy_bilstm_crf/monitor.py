@@ -28,7 +28,7 @@ def monitor_logger_v1(progress_bar: Optional[str] = None, console_output: bool =
     plot (Optional[str]): a PNG of the dev score and the losses against the
         step, redrawn after every evaluation (needs matplotlib: extra [plots]).
     tensorboard_dir (Optional[str]): a folder for TensorBoard event files,
-        a subfolder per run (run-DATE-TIME): losses, the score, every dev
+        a subfolder per run (run-DATE-TIME-PID): losses, the score, every dev
         score and per-type P/R/F (extra [tensorboard]; view with
         `tensorboard --logdir DIR`).
     """
@@ -42,7 +42,7 @@ def monitor_logger_v1(progress_bar: Optional[str] = None, console_output: bool =
     def setup(nlp, stdout: IO = sys.stdout, stderr: IO = sys.stderr) -> Tuple[LogStep, Callable[[], None]]:
         log_console, finish_console = console(nlp, stdout, stderr)
         score_cols = [c for c, w in nlp.config["training"]["score_weights"].items() if w is not None]
-        run = time.strftime("run-%Y%m%d-%H%M%S")  # runs into one folder stay apart, as TensorBoard shows them
+        run = time.strftime(f"run-%Y%m%d-%H%M%S-{os.getpid()}")  # runs into one folder stay apart
         writer = writer_class(log_dir=str(Path(tensorboard_dir) / run)) if writer_class else None
         rows: List[Dict] = []
         drawing = bool(plot)
@@ -56,7 +56,8 @@ def monitor_logger_v1(progress_bar: Optional[str] = None, console_output: bool =
                 rows.append(curve_row(info, score_cols))
                 try:
                     _draw(rows, Path(plot))
-                except OSError as err:  # a view of the run is not worth the run
+                except (OSError, ValueError) as err:  # a view of the run is not worth the run (ValueError:
+                    # a suffix matplotlib cannot write)
                     print(f"⚠ Stopped drawing {plot}: {err}", file=stderr, flush=True)
                     drawing = False
             if writer is not None:
@@ -103,7 +104,7 @@ def _draw(rows: List[Dict], path: Path) -> None:
     """Redraw the curve into a new file, then put it in place: a viewer never
     opens a half-written PNG."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.stem}.partial{path.suffix}")
+    partial = path.with_name(f".{path.stem}.partial{path.suffix or '.png'}")
     plot_learning_curve(rows, partial)
     os.replace(partial, path)
 

@@ -185,15 +185,15 @@ UTF16_32_BOMS = (b"\xff\xfe", b"\xfe\xff")  # the first two bytes of UTF-16 (and
 def _check_jsonl_bytes(src: Path, options: Options) -> None:
     """JSONL is split into rows at the byte of a line end, so it must be in
     an encoding where that byte is one: a FormatError for UTF-16 or UTF-32
-    (given, or told by a byte order mark or by NUL bytes in the first line,
-    which UTF-8 JSON never holds)."""
+    (given, or told by a byte order mark or by NUL bytes among the first
+    four, where UTF-8 JSON has its opening brace)."""
     try:
-        ascii_lines = "\n".encode(options.encoding) == b"\n"
+        ascii_lines = b"a\nb" in "a\nb".encode(options.encoding)  # utf-8-sig adds a mark, keeps the line end
     except LookupError:
         raise FormatError(src, None, f"unknown encoding {options.encoding!r}.") from None
     with src.open("rb") as f:
-        first = f.readline(4096)
-    marked = first[:2] in UTF16_32_BOMS or first[:4] == b"\x00\x00\xfe\xff" or b"\x00" in first
+        first = f.read(4)  # '{' in UTF-16 or UTF-32 comes with NUL bytes
+    marked = first[:2] in UTF16_32_BOMS or first == b"\x00\x00\xfe\xff" or b"\x00" in first
     if marked or not ascii_lines:
         raise FormatError(src, None, "is in UTF-16 or UTF-32; JSON lines must be UTF-8 (or another encoding whose "
                                      "line end is one byte): convert it, e.g. iconv -f UTF-16 -t UTF-8.")

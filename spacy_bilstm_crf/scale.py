@@ -68,8 +68,9 @@ def predict_records(model: str, input_path: Path, output_path: Path, *, fmt: str
     kind = input_kind(input_path) or "txt"
     key = {"input": str(input_path), "fingerprint": fingerprint(input_path, kind) if input_path.exists() else None,
            "model": model, "model files": model_fingerprint(model), "format": fmt,
-           # ids_as_text follows from the format; left out, a job planned before it existed resumes
-           "options": {k: v for k, v in options.__dict__.items() if k != "ids_as_text"}}
+           # ids_as_text in the key only when set (BRAT output): a JSONL or Parquet job planned before it
+           # existed resumes, a BRAT job planned without it (ids compared by type) is another job
+           "options": {k: v for k, v in options.__dict__.items() if k != "ids_as_text" or v}}
     if fmt == "brat":
         key["score notes"] = score_notes
     parts = sink.plan(key, lambda: plan(input_path, options))

@@ -126,8 +126,8 @@ def encode_shard(part: Partition, rows: List[Dict], errors: List[Dict], fmt: str
             "documents": len(rows), "entities": sum(len(r["entities"]) for r in rows), "n_errors": len(errors)}
 
 
-def write_rows(path: Path, rows: List[Dict], fmt: str) -> None:
-    data = shard_bytes(rows, fmt)
+def write_rows(path: Path, rows: List[Dict], fmt: str, types: Optional[Dict[str, str]] = None) -> None:
+    data = shard_bytes(rows, fmt, types)
     write_atomic(path, lambda tmp: tmp.write_bytes(data))
 
 
@@ -355,6 +355,7 @@ class SingleFile(Sink):
         super().__init__(path, fmt)
         self._parts: Dict[str, tuple] = {}
         self._order: List[str] = []
+        self._types: Optional[Dict[str, str]] = None
         self.errors_path = errors_file(self.path)
         for path in (self.path, self.errors_path):
             refuse_existing(path, overwrite)
@@ -362,6 +363,7 @@ class SingleFile(Sink):
     def plan(self, key: Dict, make: Callable[[], List[Partition]]) -> List[Partition]:
         parts = make()
         self._order = [p.name for p in parts]
+        self._types = parts[0].columns if parts else None
         return parts
 
     def _write(self, part: Partition, rows: List[Dict], errors: List[Dict]) -> None:
@@ -369,7 +371,7 @@ class SingleFile(Sink):
 
     def close(self, labels: Iterable[str] = ()) -> Dict:
         done = [self._parts[name] for name in self._order if name in self._parts]
-        write_rows(self.path, [r for rows, _ in done for r in rows], self.fmt)
+        write_rows(self.path, [r for rows, _ in done for r in rows], self.fmt, self._types)
         errors = [e for _, errs in done for e in errs]
         if errors:
             write_rows(self.errors_path, errors, "jsonl")

@@ -312,6 +312,7 @@ def test_outputs_that_would_destroy_inputs_or_cannot_be_written_are_refused(mode
         (("analyze", model, gold, "-o", model / "meta.json"), "is inside the model folder"),
         (("visualize", model, gold, model / "page.html"), "is inside the model folder"),
         (("predict", model, tmp_path / "texts", tmp_path / "texts" / "out"), "is inside the input folder"),
+        (("convert", tmp_path / "texts", tmp_path / "texts" / "o.spacy"), "is inside the input folder"),
         (("convert", gold, tmp_path / "afile" / "out.spacy"), "afile: is a file, so"),
         (("evaluate", model, gold, "--plots", tmp_path / "afile"), "is a file: give the path of a folder"),
         (("convert", gold, tmp_path / "adir.spacy", "--overwrite"), "is a folder: give the path of a file"),

@@ -78,6 +78,36 @@ def test_the_curve_is_redrawn_and_tensorboard_written_at_every_evaluation(tmp_pa
     assert "dev/note" not in written
 
 
+def test_tensorboard_is_flushed_at_every_evaluation(monkeypatch, tmp_path):
+    """A live view: the events of each evaluation are flushed as written."""
+    calls = []
+
+    class Writer:
+        def __init__(self, log_dir):
+            calls.append(("open", log_dir))
+
+        def add_scalar(self, tag, value, step):
+            calls.append(("scalar", step))
+
+        def flush(self):
+            calls.append(("flush",))
+
+        def close(self):
+            calls.append(("close",))
+
+    monkeypatch.setattr(monitor, "_summary_writer", lambda: Writer)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("bilstm_crf_ner")
+    log_step, finalize = monitor_logger_v1(tensorboard_dir=str(tmp_path))(nlp, io.StringIO(), io.StringIO())
+    log_step(info(20, 0.25, 30.0, {}))
+    log_step(None)
+    log_step(info(40, 0.5, 20.0, {}))
+    finalize()
+    assert [c[0] for c in calls if c[0] != "scalar"] == ["open", "flush", "flush", "close"]
+    assert calls.index(("flush",)) > calls.index(("scalar", 20)) and ("scalar", 40) in calls
+    assert calls[0][1].startswith(str(tmp_path / "run-"))
+
+
 def test_a_missing_package_is_named_with_its_extra(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
     with pytest.raises(ImportError, match=r"pip install 'spacy-bilstm-crf\[tensorboard\]'.*tensorboard_dir = null"):
@@ -100,6 +130,14 @@ def test_a_plot_path_that_is_a_folder_is_refused_and_a_failing_draw_stops_drawin
     log_step(info(40, 0.5, 20.0, {}))
     finalize()
     assert stderr.getvalue().count("Stopped drawing") == 1
+    # a suffix matplotlib cannot write stops the drawing too; no suffix draws a PNG
+    stderr = io.StringIO()
+    log_step, finalize = monitor_logger_v1(plot=str(tmp_path / "c.txt"))(nlp, io.StringIO(), stderr)
+    log_step(info(20, 0.25, 30.0, {}))
+    assert "Stopped drawing" in stderr.getvalue()
+    log_step, finalize = monitor_logger_v1(plot=str(tmp_path / "curve"))(nlp, io.StringIO(), io.StringIO())
+    log_step(info(20, 0.25, 30.0, {}))
+    assert (tmp_path / "curve").read_bytes().startswith(PNG)
 
 
 def test_spacy_train_finds_the_logger_and_draws_the_run(tmp_path):

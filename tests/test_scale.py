@@ -202,6 +202,38 @@ def test_parquet_shards_of_a_job_share_columns_and_types(model, tmp_path):
     pq.write_table(pyarrow.Table.from_pylist([{"id": 1, "text": "a", "n": None, "f": 0.5},
                                               {"id": None, "text": "b", "n": None, "f": None}]), tmp_path / "in.parquet")
     assert plan(tmp_path / "in.parquet", Options())[0].columns == {"id": "json", "n": "null", "f": "double"}
+    # and its columns of other types keep them, in a folder of shards and in one file
+    import datetime
+
+    table = pyarrow.table({"id": ["a", "b"], "text": ["Paris", "Rome"],
+                           "when": pyarrow.array([datetime.datetime(2024, 1, 1), None], type=pyarrow.timestamp("ns")),
+                           "tags": pyarrow.array([[1, 2], []], type=pyarrow.list_(pyarrow.int64())),
+                           "big": pyarrow.array([2**64 - 1, 0], type=pyarrow.uint64())})
+    pq.write_table(table, tmp_path / "typed.parquet")
+    cli("predict", model, tmp_path / "typed.parquet", tmp_path / "typed", "--to", "parquet", "--partition-size", "1")
+    cli("predict", model, tmp_path / "typed.parquet", tmp_path / "typed_one.parquet")
+    for out in (pq.read_table(sorted((tmp_path / "typed").glob("*.parquet"))), pq.read_table(tmp_path / "typed_one.parquet")):
+        assert [str(out.schema.field(n).type) for n in ("when", "tags", "big")] == [
+            "timestamp[ns]", "list<element: int64>", "uint64"]
+        assert out.column("big").to_pylist() == [2**64 - 1, 0]
+    # a text folder's shards: the id is a string, also in a shard of error rows only
+    (tmp_path / "texts").mkdir()
+    (tmp_path / "texts" / "a.txt").write_text("Paris")
+    (tmp_path / "texts" / "b.txt").write_text(" ")
+    cli("predict", model, tmp_path / "texts", tmp_path / "t_out", "--to", "parquet", "--partition-size", "1")
+    assert {str(pq.read_schema(f).field("id").type) for f in (tmp_path / "t_out").glob("*.parquet")} == {"string"}
+
+
+def test_job_keys_resume_older_plans_but_not_older_brat_plans(model, tmp_path):
+    """Comparing ids as text (BRAT output) is in the job key; elsewhere it is
+    not, so that a JSONL job planned before the option existed resumes,
+    while a BRAT one, whose repeated ids were not marked so, is another job."""
+    (tmp_path / "in.jsonl").write_text('{"id": 1, "text": "Paris"}\n{"id": "1", "text": "Rome"}\n')
+    cli("predict", model, tmp_path / "in.jsonl", tmp_path / "rows")
+    cli("predict", model, tmp_path / "in.jsonl", tmp_path / "brat", "--to", "brat")
+    rows_key = json.loads((tmp_path / "rows" / "_plan.json").read_text())["key"]
+    brat_key = json.loads((tmp_path / "brat" / ".done" / "_plan.json").read_text())["key"]
+    assert "ids_as_text" not in rows_key["options"] and brat_key["options"]["ids_as_text"] is True
 
 
 def test_jsonl_in_utf16_is_one_error_not_a_row_each(tmp_path):
@@ -219,6 +251,13 @@ def test_jsonl_in_utf16_is_one_error_not_a_row_each(tmp_path):
     src.write_text('{"id": 1, "text": "x"}\n')  # UTF-8 read as UTF-16 would not split at line ends
     with pytest.raises(FormatError, match="is in UTF-16 or UTF-32"):
         plan(src, Options(encoding="utf-16"))
+    # but UTF-8 with a byte order mark, and a NUL inside a first row, are UTF-8
+    src.write_bytes(b'\xef\xbb\xbf{"id": 1, "text": "x"}\n')
+    (part,) = plan(src, Options(encoding="utf-8-sig"))
+    assert [r.text for r in read_partition(part, Options(encoding="utf-8-sig"))] == ["x"]
+    src.write_bytes(b'{"id": 0, "text": "bad\x00row"}\n{"id": 1, "text": "x"}\n')
+    (part,) = plan(src, Options())
+    assert [r.error is None for r in read_partition(part, Options())] == [False, True]
 
 
 def test_the_plan_reads_rows_in_the_given_encoding(tmp_path):
