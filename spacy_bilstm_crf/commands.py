@@ -216,8 +216,8 @@ def check_output(output: Path, *inputs: Path, model: Optional[str] = None, folde
         if read_back and path.is_dir() and path.resolve() in target.parents:
             raise FormatError(output, None, f"is inside the input folder {path}: a later run would read the output "
                                             "as input. Give a path outside it.")
-    if model is not None and Path(model).is_dir() and (target == Path(model).resolve()
-                                                        or Path(model).resolve() in target.parents):
+    model_dir = Path(model).resolve() if model is not None and Path(model).is_dir() else None
+    if model_dir is not None and (target == model_dir or model_dir in target.parents):
         raise FormatError(output, None, f"is inside the model folder {model}: writing there could replace the "
                                         "trained pipeline's files. Give a path outside it.")
     above = next((p for p in reversed(output.parents) if p.exists() and not p.is_dir()), None)
@@ -297,10 +297,10 @@ def predict(model: str, input_path: Path, output_path: Path, *, to_format: Optio
     the predictions, by default as BRAT files beside copies of the texts.
     Records (.txt folders, JSONL, Parquet) to JSONL/Parquet, or with --engine
     ray, go through the record pipeline (scale.py): sharded, resumable."""
-    from .scale import ENGINES
+    from .scale import check_engine
 
-    if engine is not None and engine not in ENGINES:
-        raise FormatError("--engine", None, f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}.")
+    if engine is not None:
+        check_engine(engine)
     require_input(input_path, encoding)
     check_pipeline(model)
     check_output(output_path, input_path, model=model, folder=None, read_back=True)

@@ -307,6 +307,15 @@ def _arrow_kind(arrow_type) -> str:
     return "arrow:" + base64.b64encode(schema).decode("ascii")
 
 
+def arrow_type(column_type: str):
+    """The Arrow type of a column_types entry other than json."""
+    import pyarrow as pa
+
+    if column_type.startswith("arrow:"):  # as _arrow_kind wrote it
+        return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(column_type[len("arrow:"):]))).field(0).type
+    return {"int64": pa.int64, "double": pa.float64, "string": pa.string, "bool": pa.bool_, "null": pa.null}[column_type]()
+
+
 def column_types(kinds: Dict[str, set]) -> Dict[str, str]:
     """One Parquet type per output column, whatever rows a shard holds:
     int64, double, string, bool, null (no value anywhere), a Parquet input's

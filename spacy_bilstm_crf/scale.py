@@ -60,8 +60,7 @@ def predict_records(model: str, input_path: Path, output_path: Path, *, fmt: str
     those already written (score_notes: BRAT output gets each entity's
     probability as a note). Returns counts: partitions and documents
     written, entities, errors, partitions skipped as complete."""
-    if engine not in ENGINES:
-        raise FormatError(input_path, None, f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}.")
+    check_engine(engine)
     input_path = Path(input_path).resolve()  # workers may run elsewhere: paths must be absolute
     model = str(Path(model).resolve()) if Path(model).exists() else str(model)
     sink = open_sink(Path(output_path), fmt, options.encoding, overwrite, score_notes)
@@ -98,6 +97,12 @@ def predict_records(model: str, input_path: Path, output_path: Path, *, fmt: str
     summary = dict(sink.close(labels(nlp) if nlp is not None else ()))
     summary.update(skipped=skipped, total_partitions=len(parts), workers=list(workers_stats.values()))
     return summary
+
+
+def check_engine(engine: str) -> None:
+    """A FormatError for an engine that is not one of ENGINES."""
+    if engine not in ENGINES:
+        raise FormatError("--engine", None, f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}.")
 
 
 def label(nlp, part: Partition, options: Options, batch_size: int, encode: Optional[str]) -> Dict:

@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from .errors import FormatError, counted
 from .formats.brat import entity_line, note_line, safe_name, write_annotation_conf
-from .records import Partition
+from .records import Partition, arrow_type
 
 FORMATS = ("jsonl", "parquet", "brat")
 PLAN_FILE = "_plan.json"
@@ -64,32 +64,23 @@ def parquet_table(rows: List[Dict], types: Optional[Dict[str, str]] = None):
             columns[key] = pa.array(values, type=pa.list_(entity))
         elif key == "text":
             columns[key] = pa.array(values, type=pa.string())
-        elif kind is not None and kind.startswith("arrow:"):
-            columns[key] = pa.array(values, type=_input_type(kind))
         elif kind is not None and kind != "json":
-            columns[key] = pa.array(values, type=_arrow_types()[kind]())
+            columns[key] = pa.array(values, type=arrow_type(kind))
         else:
-            try:
-                if kind == "json":
-                    raise pa.ArrowInvalid("written as JSON text")
-                columns[key] = pa.array(values)
-            except (pa.ArrowInvalid, pa.ArrowTypeError):
-                columns[key] = pa.array([None if v is None else json.dumps(v, default=_json_default) for v in values],
-                                        type=pa.string())
+            inferred = _inferred(values) if kind is None else None
+            columns[key] = inferred if inferred is not None else pa.array(
+                [None if v is None else json.dumps(v, default=_json_default) for v in values], type=pa.string())
     return pa.table(columns)
 
 
-def _input_type(kind: str):
-    """The Arrow type of a Parquet input's column, from records._arrow_kind."""
+def _inferred(values: List):
+    """The values as Arrow infers them, or None where they hold mixed types."""
     import pyarrow as pa
 
-    return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(kind[len("arrow:"):]))).field(0).type
-
-
-def _arrow_types() -> Dict[str, Callable]:
-    import pyarrow as pa
-
-    return {"int64": pa.int64, "double": pa.float64, "string": pa.string, "bool": pa.bool_, "null": pa.null}
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
 
 
 def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
