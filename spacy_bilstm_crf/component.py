@@ -6,7 +6,7 @@ import warnings
 
 import numpy
 import torch
-from spacy.attrs import ENT_IOB, ENT_TYPE, IS_SPACE, ORTH
+from spacy.attrs import ENT_IOB
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.pipeline.ner import ner_score
@@ -17,15 +17,14 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model, set_dropout_rate
 from thinc.types import Floats2d, Ints1d
 
-from .errors import Errors, Warnings
 from . import confidence
+from .errors import Errors, Warnings
+from .gold import forced_tags, gold_allowed, gold_tags, incorrect_spans, incorrect_spans_loss
 from .models import crf, vocab_embed
 from .models.packing import pack_index, packed, unpacked
 from .models.tagger import resize_output, sequence_lengths
-from .tags import (
-    IOB_B, IOB_I, MISSING, NO_LABEL, UNKNOWN_LABEL, allowed_transitions, check_scheme, entity_chains,
-    iob_to_tag_ids, n_tags, split_entities_at, tag_ids_to_spans, tag_names, tag_prefix_and_label,
-)
+from .tags import (IOB_B, IOB_I, MISSING, allowed_transitions, check_scheme, n_tags, split_entities_at,
+                   tag_ids_to_spans, tag_names)
 
 DEFAULT_BILSTM_CRF_MODEL_CONFIG = """
 [model]
@@ -338,7 +337,7 @@ class BiLSTMCRFNER(TrainablePipe):
         instead of having to learn it, and an untrained model predicts O."""
         counts = numpy.ones(n_tags(len(self.labels), self.scheme))
         for batch in minibatch(get_examples(), size=256):
-            gold = self._gold(batch)
+            gold = gold_tags(batch, self.labels, self.scheme, self.vocab.strings)
             counts += numpy.bincount(gold[gold != MISSING], minlength=len(counts))
         if counts.sum() > len(counts):
             output = self.model.get_ref("output")
@@ -423,6 +422,10 @@ class BiLSTMCRFNER(TrainablePipe):
         flat = flat.requires_grad_(requires_grad)
         return flat
 
+    def _forced(self, docs: List[Doc], lengths: numpy.ndarray, presets: bool = True) -> Optional[torch.Tensor]:
+        """gold.forced_tags with this component's labels, scheme and untrained labels."""
+        return forced_tags(docs, lengths, self.labels, self.scheme, self.vocab.strings, self.untrained_labels, presets)
+
     def _decode(self, docs: List[Doc], scores: List[Floats2d]) -> List[DocPrediction]:
         lengths = sequence_lengths(docs, self.model.attrs["max_length"])
         flat = self._emissions(scores, requires_grad=False)
@@ -438,104 +441,14 @@ class BiLSTMCRFNER(TrainablePipe):
             return [DocPrediction(ids, *_no_spans()) for ids in numpy.split(tags, doc_starts)]
         spans = numpy.array(tag_ids_to_spans(tags, self.scheme), dtype=numpy.int64).reshape(-1, 3)
         lat = confidence.lattice(flat, pack, lengths, *transitions)
-        threshold = self.cfg.get("alternatives_threshold")
-        if threshold is not None:
-            others = confidence.candidate_spans(lat, len(self.labels), self.scheme, threshold)
-            decoded = set(map(tuple, spans.tolist()))
-            others = others[[tuple(row) not in decoded for row in others.tolist()]].reshape(-1, 3)
-            spans = numpy.concatenate([spans, others])
-        probs = confidence.span_probabilities(lat, spans, self.scheme)
-        if threshold is not None:
-            n_decoded = len(spans) - len(others)
-            keep = numpy.arange(len(spans)) < n_decoded
-            keep |= probs >= threshold
-            spans, probs = spans[keep], probs[keep]
+        spans, probs = confidence.scored_spans(lat, spans, len(self.labels), self.scheme,
+                                               self.cfg.get("alternatives_threshold"))
         doc_of = numpy.searchsorted(doc_starts, spans[:, 0], side="right")
         offsets = numpy.concatenate([[0], doc_starts])
         return [
             DocPrediction(ids, spans[doc_of == i] - [offsets[i], offsets[i], 0], probs[doc_of == i])
             for i, ids in enumerate(numpy.split(tags, doc_starts))
         ]
-
-    def _forced(self, docs: List[Doc], lengths: numpy.ndarray, presets: bool = True) -> Optional[torch.Tensor]:
-        """Which tags each token may take, or None when all may: entities on
-        the doc keep their tags and blocked tokens stay O (unless not
-        presets), no entity starts on a whitespace token (as in spaCy's ner),
-        and no untrained label is predicted."""
-        arrays = [doc.to_array([ENT_IOB, ENT_TYPE, IS_SPACE]).astype(numpy.uint64) for doc in docs if len(doc)]
-        iob, types, space = numpy.concatenate(arrays).T
-        preset = ((iob == IOB_B) | (iob == IOB_I)) & presets
-        untrained = set(self.untrained_labels)
-        if not preset.any() and not space.any() and not untrained:
-            return None
-        ids = iob_to_tag_ids(iob, self._label_index(types), self.scheme)
-        ids = numpy.where(preset, ids, MISSING)
-        ids = split_entities_at(ids, numpy.cumsum(lengths) - lengths, self.scheme)
-        allowed = _one_hot(ids, n_tags(len(self.labels), self.scheme))
-        prefix, label = tag_prefix_and_label(len(self.labels), self.scheme)
-        allowed[(space == 1) & ~preset] &= ~numpy.isin(prefix, ["B", "U"])
-        if untrained:
-            untrained_ids = [i for i, name in enumerate(self.labels) if name in untrained]
-            allowed[~preset] &= ~numpy.isin(label, untrained_ids)
-        return torch.from_numpy(allowed)
-
-    def _label_index(self, types: numpy.ndarray) -> numpy.ndarray:
-        """Label index per token: NO_LABEL for no type, UNKNOWN_LABEL for types
-        that are not labels of this component."""
-        index = {self.vocab.strings[label]: i for i, label in enumerate(self.labels)}
-        uniq, inverse = numpy.unique(types, return_inverse=True)
-        mapped = numpy.array([NO_LABEL if t == 0 else index.get(int(t), UNKNOWN_LABEL) for t in uniq])
-        return mapped[inverse.reshape(-1)] if len(uniq) else numpy.zeros((0,), dtype=numpy.int64)
-
-    def _gold(self, examples: List[Example]) -> numpy.ndarray:
-        """Gold tag ids of every token of the predicted docs, MISSING where
-        the annotation is missing or does not align."""
-        tag_of = {name: i for i, name in enumerate(self.tags)}
-        if self.scheme == "BIO":
-            tag_of.update({f"L-{label}": tag_of[f"I-{label}"] for label in self.labels})
-            tag_of.update({f"U-{label}": tag_of[f"B-{label}"] for label in self.labels})
-        golds = []
-        for eg in examples:
-            x, y = eg.predicted, eg.reference
-            if len(x) == len(y) and (x.to_array(ORTH) == y.to_array(ORTH)).all():
-                iob, types, space = y.to_array([ENT_IOB, ENT_TYPE, IS_SPACE]).astype(numpy.uint64).T
-                ids = iob_to_tag_ids(iob, self._label_index(types), self.scheme)
-                if y.has_annotation("ENT_IOB"):  # as Example.get_aligned_ner: spaces are O
-                    ids[(ids == MISSING) & (iob == 0) & (space == 1)] = 0
-            else:
-                ids = numpy.array([tag_of.get(t, MISSING) for t in eg.get_aligned_ner()], dtype=numpy.int64)
-            golds.append(ids)
-        return numpy.concatenate(golds) if golds else numpy.zeros((0,), dtype=numpy.int64)
-
-    def _incorrect_spans(self, examples: List[Example], lengths: numpy.ndarray) -> numpy.ndarray:
-        """Rows (start, end, label index, sequence) in flat token indices of
-        the spans in each reference's doc.spans[incorrect_spans_key], aligned
-        to the predicted tokens; spans of labels the component does not know,
-        or that cross a sequence boundary, can never be predicted and are
-        left out. A span that is also a gold entity is an error."""
-        key = self.incorrect_spans_key
-        found: List[Tuple[int, int, int]] = []
-        if key is None:
-            return numpy.zeros((0, 4), dtype=numpy.int64)
-        index = {label: i for i, label in enumerate(self.labels)}
-        offset = 0
-        for eg in examples:
-            spans = eg.reference.spans.get(key, [])
-            if len(spans):
-                iob, types = eg.reference.to_array([ENT_IOB, ENT_TYPE]).astype(numpy.uint64).T
-                for span in spans:
-                    if _is_entity(iob, types, span):
-                        raise ValueError(Errors.E010.format(key=key, text=span.text, label=span.label_,
-                                                            start=span.start_char, end=span.end_char))
-                found.extend((offset + span.start, offset + span.end, index[span.label_])
-                             for span in eg.get_aligned_spans_y2x(spans, allow_overlap=True)
-                             if span.label_ in index)
-            offset += len(eg.predicted)
-        rows = numpy.array(found, dtype=numpy.int64).reshape(-1, 3)
-        seq_starts = numpy.cumsum(lengths) - lengths
-        seq = numpy.searchsorted(seq_starts, rows[:, 0], side="right") - 1
-        inside = (rows[:, 1] <= (seq_starts + lengths)[seq]) & (rows[:, 1] > rows[:, 0])
-        return numpy.concatenate([rows, seq[:, None]], axis=1)[inside]
 
     def _loss(self, examples: List[Example], scores: List[Floats2d]):
         docs = [eg.predicted for eg in examples]
@@ -544,8 +457,9 @@ class BiLSTMCRFNER(TrainablePipe):
         if not len(lengths):
             return 0.0, d_zero, {}
         n_tags_ = n_tags(len(self.labels), self.scheme)
-        gold = split_entities_at(self._gold(examples), numpy.cumsum(lengths) - lengths, self.scheme)
-        gold_allowed = torch.from_numpy(_gold_allowed(gold, lengths, self.scheme, n_tags_))
+        gold = gold_tags(examples, self.labels, self.scheme, self.vocab.strings)
+        gold = split_entities_at(gold, numpy.cumsum(lengths) - lengths, self.scheme)
+        allowed_by_gold = torch.from_numpy(gold_allowed(gold, lengths, self.scheme, n_tags_))
         flat = self._emissions(scores, requires_grad=True)
         pack = pack_index(lengths)
         params = self._transition_scores()
@@ -554,21 +468,21 @@ class BiLSTMCRFNER(TrainablePipe):
             emissions = flat
             log_z = crf.log_partition(packed(flat, pack), *trans)
             if (gold == MISSING).any():  # sum over the paths consistent with the gold
-                log_z_gold = crf.log_partition(packed(crf.constrain(flat, gold_allowed), pack), *trans)
+                log_z_gold = crf.log_partition(packed(crf.constrain(flat, allowed_by_gold), pack), *trans)
             else:
                 log_z_gold = crf.path_score(flat, torch.from_numpy(gold), torch.from_numpy(lengths), *trans)
             total = (log_z - log_z_gold).sum()
         else:  # independent tags: a CRF with no transition scores over log-probabilities
             emissions = torch.log_softmax(flat, dim=1)
             trans = tuple(torch.zeros(p.shape) for p in params)
-            log_p_gold = torch.logsumexp(crf.constrain(emissions, gold_allowed), dim=1)
+            log_p_gold = torch.logsumexp(crf.constrain(emissions, allowed_by_gold), dim=1)
             total = -log_p_gold.sum()
             seq_of = torch.from_numpy(numpy.repeat(numpy.arange(len(lengths)), lengths))
             log_z_gold = torch.zeros(len(lengths), dtype=log_p_gold.dtype).index_add(0, seq_of, log_p_gold)
-        incorrect = self._incorrect_spans(examples, lengths)
+        incorrect = incorrect_spans(examples, self.labels, self.incorrect_spans_key, lengths)
         if len(incorrect):
-            total = total + _incorrect_spans_loss(emissions, trans, gold_allowed, log_z_gold, lengths,
-                                                  incorrect, self.scheme)
+            total = total + incorrect_spans_loss(emissions, trans, allowed_by_gold, log_z_gold, lengths,
+                                                 incorrect, self.scheme)
         loss = total / len(flat)
         if not torch.isfinite(loss):
             raise ValueError(Errors.E003.format(name=self.name, loss=loss.item(), step=self._n_updates))
@@ -582,73 +496,8 @@ def _allowed_transitions(n_labels: int, scheme: str) -> Tuple[torch.Tensor, ...]
     return tuple(torch.from_numpy(m) for m in allowed_transitions(n_labels, scheme))
 
 
-def _is_entity(iob: numpy.ndarray, types: numpy.ndarray, span: Span) -> bool:
-    """Whether the doc's entity annotation (ent_iob and ent_type arrays) has
-    exactly this span with its label."""
-    s, e = span.start, span.end
-    return bool(e > s and iob[s] == IOB_B and (iob[s + 1:e] == IOB_I).all() and (types[s:e] == span.label).all()
-                and (e == len(iob) or iob[e] != IOB_I))
-
-
-def _incorrect_spans_loss(emissions: torch.Tensor, trans: Tuple[torch.Tensor, ...], gold_allowed: torch.Tensor,
-                          log_z_gold: torch.Tensor, lengths: numpy.ndarray, spans: numpy.ndarray,
-                          scheme: str) -> torch.Tensor:
-    """-log(1 - p(span | gold)) summed over the incorrect spans: the loss of
-    the event "the tags agree with the gold and the span is not this entity"
-    is -log p(gold) - log(1 - p(span | gold)), exactly for one span per
-    sequence (and the product of the spans' terms for several). p(span | gold)
-    is the sum over the paths consistent with the gold that tag exactly this
-    entity, over log_z_gold: one forward pass over a copy of the span's
-    sequence constrained to both. A span the gold annotation itself forces
-    (p = 1, a contradiction short of the span being a gold entity) adds a
-    constant, -log(1e-4), and no gradient."""
-    seq_starts = numpy.cumsum(lengths) - lengths
-    seq = spans[:, 3]
-    size = lengths[seq]
-    piece_starts = numpy.cumsum(size) - size
-    # the rows of the span's sequence, one copy per span
-    rows = numpy.repeat(seq_starts[seq] - piece_starts, size) + numpy.arange(int(size.sum()))
-    allowed = gold_allowed[torch.from_numpy(rows)]
-    positions, tags, entity = entity_chains(spans[:, 0], spans[:, 1], spans[:, 2], scheme)
-    at = torch.from_numpy(positions - seq_starts[seq][entity] + piece_starts[entity])
-    keep = allowed[at, torch.from_numpy(tags)]
-    allowed[at] = False
-    allowed[at, torch.from_numpy(tags)] = keep
-    if scheme == "BIO":  # exactly this span: the next token does not continue it
-        open_ = spans[:, 1] < seq_starts[seq] + size
-        after = spans[open_, 1] - seq_starts[seq][open_] + piece_starts[open_]
-        allowed[torch.from_numpy(after), torch.from_numpy(1 + 2 * spans[open_, 2] + 1)] = False
-    log_z_span = crf.log_partition(packed(crf.constrain(emissions[torch.from_numpy(rows)], allowed),
-                                          pack_index(size)), *trans)
-    p = torch.exp(log_z_span - log_z_gold[torch.from_numpy(seq)]).clamp(max=1.0 - 1e-4)
-    return -torch.log1p(-p).sum()
-
-
 def _no_spans() -> Tuple[numpy.ndarray, numpy.ndarray]:
     return numpy.zeros((0, 3), dtype=numpy.int64), numpy.zeros((0,), dtype=numpy.float32)
-
-
-def _gold_allowed(gold: numpy.ndarray, lengths: numpy.ndarray, scheme: str, n: int) -> numpy.ndarray:
-    """(tokens, n) bool: the tags each token may take given the gold. A token
-    annotated as the last of an entity (L, U) whose next token is missing
-    may also be its B or I: the entity may go on into the missing tokens."""
-    allowed = _one_hot(gold, n)
-    if scheme == "BILUO" and len(gold):
-        next_missing = numpy.append(gold[1:] == MISSING, False)
-        next_missing[numpy.cumsum(lengths) - 1] = False
-        offset = (gold - 1) % 4
-        rows = numpy.flatnonzero(next_missing & (gold > 0) & (offset >= 2))
-        allowed[rows, gold[rows] - numpy.where(offset[rows] == 3, 3, 1)] = True
-    return allowed
-
-
-def _one_hot(ids: numpy.ndarray, n: int) -> numpy.ndarray:
-    """(tokens, n) bool: the tag each token must take; all True where MISSING."""
-    allowed = numpy.zeros((len(ids), n), dtype=bool)
-    known = ids != MISSING
-    allowed[numpy.flatnonzero(known), ids[known]] = True
-    allowed[~known] = True
-    return allowed
 
 
 def _runs(doc: Doc, mask: numpy.ndarray) -> List[Span]:

@@ -7,7 +7,7 @@ message (`crf.chain_log_probs`). In BIO, "exactly this span" also means the
 next token does not continue it: p(B I...) - p(B I... I). Plain arrays, no
 spaCy.
 """
-from typing import List, NamedTuple, Tuple
+from typing import List, NamedTuple, Optional, Tuple
 
 import numpy
 import torch
@@ -90,6 +90,21 @@ def candidate_spans(lat: Lattice, n_labels: int, scheme: str, threshold: float) 
                 if p_i[t] < threshold:
                     break
     return numpy.array(found, dtype=numpy.int64).reshape(-1, 3)
+
+
+def scored_spans(lat: Lattice, decoded: numpy.ndarray, n_labels: int, scheme: str,
+                 threshold: Optional[float]) -> Tuple[numpy.ndarray, numpy.ndarray]:
+    """The decoded spans (rows start, end, label) and their probabilities,
+    then, with a threshold, the other spans at least that probable."""
+    if threshold is None:
+        return decoded, span_probabilities(lat, decoded, scheme)
+    others = candidate_spans(lat, n_labels, scheme, threshold)
+    seen = set(map(tuple, decoded.tolist()))
+    others = others[[tuple(row) not in seen for row in others.tolist()]].reshape(-1, 3)
+    spans = numpy.concatenate([decoded, others])
+    probs = span_probabilities(lat, spans, scheme)
+    keep = (numpy.arange(len(spans)) < len(decoded)) | (probs >= threshold)
+    return spans[keep], probs[keep]
 
 
 def entity_scores(doc) -> dict:

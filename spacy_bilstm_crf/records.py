@@ -1,25 +1,17 @@
-"""Documents as records, for prediction at scale: the input (a folder of .txt
-files, JSONL or Parquet files) cut into a deterministic *partition plan*, the
-records of a partition (id, text, pass-through columns, or an error), and the
-output row of a labelled doc. Both engines (one process, Ray) use exactly
-these functions, so they write the same rows.
-
-A partition is named after its input and its first row (`news-00001000`:
-rows 1000.. of news.jsonl); the name names its output shard, so a rerun finds
-the shards already written and skips them.
+"""Documents as records, for prediction at scale: the rows of an input (a
+folder of .txt files, JSONL or Parquet files) read as records (id, text,
+pass-through columns, or an error), a partition's rows (plan.py cuts the
+input into partitions), and the output row of a labelled doc. Both engines
+(one process, Ray) use exactly these functions, so they write the same rows.
 """
-import base64
-import hashlib
 import json
-from array import array
 from dataclasses import asdict, dataclass, field
-from pathlib import Path, PurePosixPath
-from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
 
 from spacy.tokens import Doc
 
 from .errors import UTF8_BOM, FormatError, utf8_bom
-from .formats.brat import safe_name
 
 KINDS = {".txt": "txt", ".jsonl": "jsonl", ".parquet": "parquet"}
 RESERVED = ("id", "text", "entities")  # keys of an output row; clashing input columns get an "input_" prefix
@@ -56,9 +48,18 @@ class Partition:
 
     @classmethod
     def from_dict(cls, data: Dict) -> "Partition":
+        """A partition as to_dict wrote it (read back from a plan file); a
+        ValueError, TypeError or AttributeError for anything else."""
         data = dict(data)
         data["duplicates"] = {int(k): v for k, v in data.get("duplicates", {}).items()}
-        return cls(**data)
+        part = cls(**data)
+        texts = lambda values: all(isinstance(v, str) for v in values)  # noqa: E731
+        if not (texts((part.name, part.source)) and part.kind in KINDS.values()
+                and all(type(n) is int and n >= 0 for n in (part.start, part.stop, part.offset))
+                and isinstance(part.files, list) and texts(part.files) and texts(part.duplicates.values())
+                and isinstance(part.columns, dict) and texts(part.columns) and texts(part.columns.values())):
+            raise ValueError(f"not a partition: {data}")
+        return part
 
 
 class Record(NamedTuple):
@@ -70,7 +71,7 @@ class Record(NamedTuple):
     error: Optional[str] = None
 
 
-# the plan ------------------------------------------------------------------
+# inputs and their rows ------------------------------------------------------
 
 def input_kind(path: Path) -> Optional[str]:
     """"txt", "jsonl" or "parquet" for an input file or folder; None for the
@@ -91,98 +92,10 @@ def sources(path: Path, kind: str) -> List[Path]:
     return sorted(p for p in path.rglob(f"*.{kind}") if p.is_file())
 
 
-def fingerprint(path: Path, kind: str) -> List:
-    """What a rerun compares to tell whether the input changed."""
-    if kind == "txt":
-        files = sources(path, "txt")
-        return [len(files), sum(p.stat().st_size for p in files)]
-    return [[str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in sources(path, kind)]
-
-
-def model_fingerprint(model: str) -> Any:
-    """What a rerun compares to tell whether the model changed (retrained
-    into the same folder, or another version of a package installed)."""
-    path = Path(model)
-    if path.exists():
-        files = sorted(p for p in path.rglob("*") if p.is_file())
-        return [[p.relative_to(path).as_posix(), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
-    from spacy.util import get_package_version
-
-    return get_package_version(model)
-
-
-def plan(path: Path, options: Options) -> List[Partition]:
-    """The partitions of an input, in a fixed order; rows whose id occurred
-    earlier (in this order) are marked as duplicates."""
-    if not path.exists():
-        raise FormatError(path, None, "no such file or folder.")
-    kind = input_kind(path) or ("txt" if path.suffix.lower() == ".txt" else None)
-    if kind is None:
-        raise FormatError(path, None, "expected a folder of .txt files, a .jsonl file or a .parquet file.")
-    if options.partition_size < 1:
-        raise FormatError(path, None, "--partition-size must be at least 1.")
-    if kind == "txt":
-        parts = _plan_texts(path, options.partition_size)
-        for part in parts:
-            part.columns = {"id": "string"}
-        return parts
-    planner = _plan_jsonl if kind == "jsonl" else _plan_parquet
-    kinds: Dict[str, set] = {"id": set()}
-    by_source = [planner(src, _base_name(src, path), options, kinds) for src in sources(path, kind)]
-    parts = [part for new, _ in by_source for part in new]
-    names = [p.name for p in parts]
-    if len(set(names)) < len(names):
-        raise FormatError(path, None, "two input files give the same partition names; rename one of them.")
-    _mark_duplicates(by_source, options)
-    columns = column_types(kinds)
-    for part in parts:
-        part.columns = columns
-    return parts
-
-
-def _base_name(src: Path, root: Path) -> str:
-    rel = src.relative_to(root) if root.is_dir() else Path(src.name)
-    return safe_name(PurePosixPath(rel.as_posix()).with_suffix("").as_posix()).replace("/", "__")
-
-
-def _plan_texts(folder: Path, size: int) -> List[Partition]:
-    files = [p.relative_to(folder).as_posix() for p in sources(folder, "txt")] if folder.is_dir() else [folder.name]
-    root = folder if folder.is_dir() else folder.parent
-    base = safe_name(folder.stem if folder.is_file() else folder.resolve().name)
-    return [Partition(f"{base}-{i:08d}", "txt", str(root), i, min(i + size, len(files)), files=files[i : i + size])
-            for i in range(0, len(files), size)]
-
-
-def _plan_jsonl(src: Path, base: str, options: Options, kinds: Dict[str, set]) -> Tuple[List[Partition], array]:
-    """One pass over the file: the byte offset of every partition's first line,
-    a 64-bit hash of every row's id (0 where there is no readable id), and
-    the kinds of value of every output column (into `kinds`)."""
-    _check_jsonl_bytes(src, options)
-    size = options.partition_size
-    parts: List[Partition] = []
-    hashes = array("Q")
-    offset = 0
-    column = _TextColumn(src, options)
-    with src.open("rb") as f:
-        for n, line in enumerate(f):
-            if n % size == 0:
-                parts.append(Partition(f"{base}-{n:08d}", "jsonl", str(src), n, n + size, offset=offset))
-            offset += len(line)
-            row = _jsonl_row(_without_bom(line, n, options), options.encoding)
-            hashes.append(_id_hash(row.get(options.id_column) if row is not None else None, options))
-            column.see(row)
-            if row is not None:
-                _see_kinds(row, options, kinds)
-    column.check()
-    if parts:
-        parts[-1].stop = len(hashes)
-    return parts, hashes
-
-
 UTF16_32_BOMS = (b"\xff\xfe", b"\xfe\xff")  # the first two bytes of UTF-16 (and UTF-32-LE) byte order marks
 
 
-def _check_jsonl_bytes(src: Path, options: Options) -> None:
+def check_jsonl_bytes(src: Path, options: Options) -> None:
     """JSONL is split into rows at the byte of a line end, so it must be in
     an encoding where that byte is one: a FormatError for UTF-16 or UTF-32
     (given, or told by a byte order mark or by NUL bytes among the first
@@ -199,7 +112,7 @@ def _check_jsonl_bytes(src: Path, options: Options) -> None:
                                      "line end is one byte): convert it, e.g. iconv -f UTF-16 -t UTF-8.")
 
 
-class _TextColumn:
+class TextColumn:
     """Whether any row of a JSONL file has the text column: if rows are
     objects and none has it, the column is wrong (pass --text-column), not
     the rows."""
@@ -220,46 +133,14 @@ class _TextColumn:
                                               f"{', '.join(map(str, self.first_keys))}); pass --text-column.")
 
 
-def _without_bom(line: bytes, n: int, options: Options) -> bytes:
+def without_bom(line: bytes, n: int, options: Options) -> bytes:
     """The first line of a UTF-8 file without its byte order mark."""
     if n == 0 and utf8_bom(line, options.encoding):
         return line[len(UTF8_BOM):]
     return line
 
 
-def _jsonl_row(line: bytes, encoding: str) -> Optional[Dict]:
-    """A line's JSON object, read as the partition's reader reads it; None
-    for a bad line."""
-    try:
-        row = json.loads(line.decode(encoding))
-    except ValueError:  # UnicodeDecodeError too
-        return None
-    return row if isinstance(row, dict) else None
-
-
-def _plan_parquet(src: Path, base: str, options: Options, kinds: Dict[str, set]) -> Tuple[List[Partition], array]:
-    meta = _parquet_with_text(src, options)
-    schema = meta.schema_arrow
-    names = schema.names
-    n_rows = meta.metadata.num_rows
-    hashes = array("Q")
-    if options.id_column in names:
-        for batch in meta.iter_batches(columns=[options.id_column], batch_size=65536):
-            ids = batch.column(0).to_pylist()
-            hashes.extend(_id_hash(v, options) for v in ids)
-            kinds["id"].update(_id_kind(v) for v in ids)
-    elif n_rows:
-        kinds["id"].add("str")  # every row is named by file and row
-    row = dict.fromkeys(names)
-    for name in names:
-        if name not in (options.id_column, options.text_column):
-            kinds.setdefault(_extra_key(name, row), set()).add(_arrow_kind(schema.field(name).type))
-    size = options.partition_size
-    parts = [Partition(f"{base}-{i:08d}", "parquet", str(src), i, min(i + size, n_rows)) for i in range(0, n_rows, size)]
-    return parts, hashes
-
-
-def _parquet_with_text(src: Path, options: Options):
+def parquet_with_text(src: Path, options: Options):
     """The ParquetFile, or a FormatError if it has no text column."""
     meta = _parquet_file(src)
     names = meta.schema_arrow.names
@@ -267,80 +148,6 @@ def _parquet_with_text(src: Path, options: Options):
         raise FormatError(src, None, f"no column {options.text_column!r} (columns: {', '.join(names)}); "
                                      "pass the text column with --text-column.")
     return meta
-
-
-def _kind(value) -> str:
-    """The kind of a JSON value, for the column types of Parquet output."""
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int" if -2**63 <= value < 2**63 else "json"
-    if isinstance(value, float):
-        return "float"
-    return "str" if isinstance(value, str) else "json"
-
-
-def _id_kind(doc_id) -> str:
-    return "str" if doc_id is None else _kind(doc_id)  # a row without an id is named by file and line
-
-
-def _see_kinds(row: Dict, options: Options, kinds: Dict[str, set]) -> None:
-    kinds["id"].add(_id_kind(row.get(options.id_column)))
-    for key, value in row.items():
-        if key not in (options.id_column, options.text_column):
-            kinds.setdefault(_extra_key(key, row), set()).add(_kind(value))
-
-
-def _arrow_kind(arrow_type) -> str:
-    """A Parquet input column's kind: a JSON kind for the types JSON has,
-    else the Arrow type itself ("arrow:" and its schema bytes), kept."""
-    import pyarrow as pa
-
-    is_int64_or_less = lambda t: pa.types.is_integer(t) and not pa.types.is_uint64(t)  # noqa: E731
-    for test, kind in ((pa.types.is_boolean, "bool"), (is_int64_or_less, "int"), (pa.types.is_floating, "float"),
-                       (pa.types.is_string, "str"), (pa.types.is_large_string, "str"), (pa.types.is_null, "none")):
-        if test(arrow_type):
-            return kind
-    schema = pa.schema([pa.field("column", arrow_type)]).serialize().to_pybytes()
-    return "arrow:" + base64.b64encode(schema).decode("ascii")
-
-
-def arrow_type(column_type: str):
-    """The Arrow type of a column_types entry other than json."""
-    import pyarrow as pa
-
-    if column_type.startswith("arrow:"):  # as _arrow_kind wrote it
-        return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(column_type[len("arrow:"):]))).field(0).type
-    return {"int64": pa.int64, "double": pa.float64, "string": pa.string, "bool": pa.bool_, "null": pa.null}[column_type]()
-
-
-def column_types(kinds: Dict[str, set]) -> Dict[str, str]:
-    """One Parquet type per output column, whatever rows a shard holds:
-    int64, double, string, bool, null (no value anywhere), a Parquet input's
-    own type ("arrow:..."), or json (mixed or nested values, as JSON text)."""
-    types = {}
-    for column, seen in kinds.items():
-        seen = seen - {"none"}
-        if len(seen) == 1 and next(iter(seen)).startswith("arrow:"):
-            types[column] = next(iter(seen))
-        elif not seen:
-            types[column] = "null"
-        elif seen <= {"int", "float"}:
-            types[column] = "int64" if seen == {"int"} else "double"
-        elif len(seen) == 1 and seen < {"str", "bool"}:
-            types[column] = "string" if seen == {"str"} else "bool"
-        else:
-            types[column] = "json"
-    return types
-
-
-def _id_hash(value, options: Options) -> int:
-    if value is None:
-        return 0
-    digest = hashlib.blake2b(repr(id_key(value, options)).encode("utf-8", "surrogatepass"), digest_size=8).digest()
-    return int.from_bytes(digest, "little") or 1
 
 
 def id_key(value, options: Options) -> Tuple[str, Any]:
@@ -351,34 +158,6 @@ def id_key(value, options: Options) -> Tuple[str, Any]:
     if isinstance(value, (list, dict)):
         return (type(value).__name__, json.dumps(value, sort_keys=True, default=str))
     return (type(value).__name__, value)
-
-
-def _mark_duplicates(by_source: List[Tuple[List[Partition], array]], options: Options) -> None:
-    """Mark every row whose id occurred earlier. Ids are compared by a 64-bit
-    hash, 8 bytes a row; only the partitions holding a repeated hash are read
-    again, to compare their ids exactly (a hash collision is no duplicate)."""
-    import numpy
-
-    arrays = [numpy.frombuffer(h, dtype=numpy.uint64) if len(h) else numpy.zeros(0, numpy.uint64)
-              for _, h in by_source]
-    flat = numpy.concatenate(arrays) if arrays else numpy.zeros(0, numpy.uint64)
-    values, counts = numpy.unique(flat[flat != 0], return_counts=True)
-    repeated_array = values[counts > 1]
-    if not len(repeated_array):
-        return
-    repeated = set(repeated_array.tolist())
-    first: Dict[Any, str] = {}
-    candidates = [part for (parts, _), hashes in zip(by_source, arrays) for part in parts
-                  if numpy.isin(hashes[part.start : part.stop], repeated_array).any()]
-    for part in candidates:
-        for record in read_partition(part, options, check_duplicates=False):
-            if record.error or _id_hash(record.id, options) not in repeated:
-                continue
-            key = id_key(record.id, options)
-            if key in first:
-                part.duplicates[record.index] = first[key]
-            else:
-                first[key] = part.name
 
 
 def stream(path: Path, options: Options) -> Iterator[Record]:
@@ -401,19 +180,17 @@ def stream(path: Path, options: Options) -> Iterator[Record]:
 
 
 def _stream_jsonl(src: Path, options: Options) -> Iterator[Record]:
-    _check_jsonl_bytes(src, options)
-    column = _TextColumn(src, options)
+    check_jsonl_bytes(src, options)
+    column = TextColumn(src, options)
     with src.open("rb") as f:
         for i, line in enumerate(f):
-            if not column.found:  # most often the first row tells
-                column.see(_jsonl_row(_without_bom(line, i, options), options.encoding))
-            yield _jsonl_record(i, line, options, src.name)
+            yield _jsonl_record(i, line, options, src.name, column.see)
     column.check()
 
 
 def _stream_parquet(src: Path, options: Options) -> Iterator[Record]:
     i = 0
-    for batch in _parquet_with_text(src, options).iter_batches(batch_size=options.partition_size):
+    for batch in parquet_with_text(src, options).iter_batches(batch_size=options.partition_size):
         for row in batch.to_pylist():
             yield _record(i, row, options, f"{src.name}:{i}")
             i += 1
@@ -448,9 +225,11 @@ def _read_jsonl(part: Partition, options: Options) -> Iterator[Record]:
             yield _jsonl_record(i, f.readline(), options, stem)
 
 
-def _jsonl_record(i: int, line: bytes, options: Options, stem: str) -> Record:
-    """Line `i` (from 0) of the JSONL file named `stem`, as a record."""
-    line = _without_bom(line, i, options)
+def _jsonl_record(i: int, line: bytes, options: Options, stem: str,
+                  see: Optional[Callable[[Dict], None]] = None) -> Record:
+    """Line `i` (from 0) of the JSONL file named `stem`, as a record; `see`
+    is shown the line's JSON object, if it is one."""
+    line = without_bom(line, i, options)
     fallback = f"{stem}:{i + 1}"  # file:line, for rows without a readable id
     text, error = _decode(line, options.encoding)
     if error:
@@ -463,6 +242,8 @@ def _jsonl_record(i: int, line: bytes, options: Options, stem: str) -> Record:
         return Record(i, fallback, None, {}, f"not valid JSON ({err})")
     if not isinstance(row, dict):
         return Record(i, fallback, None, {}, "not a JSON object")
+    if see is not None:
+        see(row)
     return _record(i, row, options, fallback)
 
 
@@ -511,13 +292,13 @@ def _record(i: int, row: Dict, options: Options, fallback: str) -> Record:
     doc_id = row.get(options.id_column)
     doc_id = fallback if doc_id is None else doc_id
     text = row.get(options.text_column)
-    extra = {_extra_key(k, row): v for k, v in row.items() if k not in (options.id_column, options.text_column)}
+    extra = {extra_key(k, row): v for k, v in row.items() if k not in (options.id_column, options.text_column)}
     if text is not None and not isinstance(text, str):
         return Record(i, doc_id, None, extra, f"{options.text_column!r} is not a string")
     return Record(i, doc_id, text, extra, _no_text(text) or _not_unicode(text))
 
 
-def _extra_key(key: str, row: Dict) -> str:
+def extra_key(key: str, row: Dict) -> str:
     """A pass-through column's name in the output row: a name the output uses
     itself gets "input_" prefixes until it clashes with no column of the row
     (entities -> input_entities, or input_input_entities if that is taken)."""

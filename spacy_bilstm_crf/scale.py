@@ -28,7 +28,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 import spacy
 
 from .errors import FormatError
-from .records import Options, Partition, annotate, fingerprint, input_kind, model_fingerprint, plan, read_partition
+from .plan import fingerprint, model_fingerprint, plan
+from .records import Options, Partition, annotate, input_kind, read_partition
 from .shards import Sink, encode_shard, open_sink
 
 ENGINES = ("process", "ray")

@@ -19,11 +19,12 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
+from .columns import arrow_type, is_column_type
 from .errors import FormatError, counted
 from .formats.brat import entity_line, note_line, safe_name, write_annotation_conf
-from .records import Partition, arrow_type
+from .records import Partition
 
 FORMATS = ("jsonl", "parquet", "brat")
 PLAN_FILE = "_plan.json"
@@ -193,14 +194,16 @@ class ShardFolder(Sink):
         if stored.exists() and self.overwrite:
             self._remove_job(stored)
         if stored.exists():
-            saved = _read_plan(stored)
-            if saved.get("key") != key:
-                changed = sorted(k for k in set(key) | set(saved.get("key", {})) if key.get(k) != saved["key"].get(k))
+            saved_key, parts = _read_plan(stored)
+            if saved_key != key:
+                changed = sorted(k for k in set(key) | set(saved_key) if key.get(k) != saved_key.get(k))
                 raise FormatError(self.path, None, f"holds shards of another job (changed: {', '.join(changed)}). "
                                   "Write to a new folder, or pass --overwrite to start over.")
-            return [Partition.from_dict(p) for p in saved["partitions"]]
+            return parts
         parts = make()
-        data = json.dumps({"key": key, "partitions": [p.to_dict() for p in parts]}).encode("utf-8")
+        columns = parts[0].columns if parts else {}  # the same in every partition: stored once
+        data = json.dumps({"key": key, "columns": columns,
+                           "partitions": [_without_columns(p.to_dict()) for p in parts]}).encode("utf-8")
         write_atomic(stored, lambda tmp: tmp.write_bytes(data))
         return parts
 
@@ -213,7 +216,7 @@ class ShardFolder(Sink):
         """The files an earlier job wrote here (its shards or, in a BRAT
         folder, its marks of the partitions done; its errors files; its plan),
         nothing else."""
-        names = [p["name"] for p in _read_plan(stored)["partitions"]]
+        names = [p.name for p in _read_plan(stored)[1]]
         inside = self.path.resolve()
         for name in names:
             for path in (self.shard(name), self.path / f"{name}.errors.jsonl"):
@@ -279,18 +282,33 @@ class BratFolder(ShardFolder):
         return self.written
 
 
-def _read_plan(path: Path) -> Dict:
-    """A plan file as this tool writes it, or a FormatError naming it."""
+def _read_plan(path: Path) -> Tuple[Dict, List[Partition]]:
+    """The key and partitions of a plan file as this tool writes it (the
+    output's column types once, or in every partition as before), or a
+    FormatError naming it."""
     try:
         saved = json.loads(path.read_bytes())
-    except (ValueError, UnicodeDecodeError):
-        saved = None
-    parts = saved.get("partitions") if isinstance(saved, dict) else None
-    if not (isinstance(saved, dict) and isinstance(saved.get("key"), dict) and isinstance(parts, list)
-            and all(isinstance(p, dict) and isinstance(p.get("name"), str) for p in parts)):
+        columns = saved.get("columns")
+        parts = [Partition.from_dict(p) for p in saved["partitions"]]
+        for part in parts:
+            part.columns = part.columns if columns is None else columns
+        types = {v for part in parts for v in part.columns.values()}
+        if not (isinstance(saved["key"], dict) and isinstance(saved["partitions"], list)
+                and (columns is None or isinstance(columns, dict) and all(isinstance(c, str) for c in columns))
+                and all(map(is_column_type, types))):
+            raise ValueError
+    except OSError as err:
+        raise FormatError(path, None, f"cannot be read ({err.strerror or err}): it is the plan of the job in this "
+                                      "folder; write to a new folder, or mend its permissions.") from None
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
         raise FormatError(path, None, "is not a plan of predict's (damaged, or another tool's file), so the job it "
-                                      "belongs to is unknown: write to a new folder, or empty this one by hand.")
-    return saved
+                                      "belongs to is unknown: write to a new folder, or empty this one by hand.") from None
+    return saved["key"], parts
+
+
+def _without_columns(part: Dict) -> Dict:
+    part.pop("columns")
+    return part
 
 
 def refuse_existing(path: Path, overwrite: bool) -> None:

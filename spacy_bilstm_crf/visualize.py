@@ -1,4 +1,5 @@
-"""displaCy pages of predicted entities, one colour per label."""
+"""displaCy pages of predicted entities, one colour per label, and the check
+that `serve` can listen where it is asked to."""
 import html
 import warnings
 from pathlib import Path
@@ -6,6 +7,8 @@ from typing import Dict, Iterable, List
 
 from spacy import displacy
 from spacy.tokens import Doc
+
+from .errors import FormatError
 
 # distinct, readable on white; cycled when a model has more labels
 PALETTE = ["#7aecec", "#feca74", "#aa9cfc", "#ff9561", "#bfeeb7", "#ff8197", "#9cc9cc", "#e4e7d2",
@@ -45,3 +48,22 @@ def write_page(path: Path, docs: List[Doc], labels: Iterable[str], title: str = 
     """render_page written to path (its folder made if need be), in UTF-8."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render_page(docs, labels, title=title), encoding="utf-8")
+
+
+def check_address(host: str, port: int) -> None:
+    """A FormatError if the server could not listen on host:port."""
+    import socket
+
+    where = f"--host {host} --port {port}"
+    try:  # displaCy's server (wsgiref) listens on IPv4 only
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_STREAM)[0]
+    except (socket.gaierror, OverflowError, UnicodeError) as err:
+        raise FormatError(where, None, f"not an IPv4 address to serve on ({err}): pass --host (e.g. 127.0.0.1 "
+                                       "or 0.0.0.0) and a --port from 1 to 65535.") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as err:
+            raise FormatError(where, None, f"cannot serve there ({err.strerror}): pass another --port, or a "
+                                           "--host of this machine.") from None

@@ -9,6 +9,7 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example
 from spacy.util import fix_random_seed
 
+from spacy_bilstm_crf.gold import gold_tags
 from spacy_bilstm_crf.models.tagger import sequence_lengths
 from spacy_bilstm_crf.tags import is_valid, tag_names
 
@@ -207,7 +208,7 @@ def test_misaligned_tokenization_uses_aligned_gold():
     pred = Doc(nlp.vocab, words=["Shaka", "Khan", "visited", "New York"], spaces=[True, True, True, False])
     eg = Example(pred, ref)
     nlp.initialize(get_examples=lambda: [eg])
-    gold = ner._gold([eg])
+    gold = gold_tags([eg], ner.labels, ner.scheme, nlp.vocab.strings)
     names = ner.tags
     assert [names[i] if i >= 0 else None for i in gold] == ["B-PERSON", "L-PERSON", "O", None]
 

@@ -16,7 +16,8 @@ import torch
 from spacy.tokens import SpanGroup
 
 from spacy_bilstm_crf.errors import FormatError
-from spacy_bilstm_crf.records import Options, output_row, plan, read_partition, Record, stream
+from spacy_bilstm_crf.plan import plan
+from spacy_bilstm_crf.records import Options, output_row, read_partition, Record, stream
 from spacy_bilstm_crf.shards import read_shards
 
 from .helpers import make_examples, train_small_pipeline
@@ -222,6 +223,40 @@ def test_parquet_shards_of_a_job_share_columns_and_types(model, tmp_path):
     (tmp_path / "texts" / "b.txt").write_text(" ")
     cli("predict", model, tmp_path / "texts", tmp_path / "t_out", "--to", "parquet", "--partition-size", "1")
     assert {str(pq.read_schema(f).field("id").type) for f in (tmp_path / "t_out").glob("*.parquet")} == {"string"}
+
+
+def test_plan_file_holds_the_column_types_once_and_reads_older_plans(model, tmp_path):
+    """The plan stores the output's column types once, not in every
+    partition; a plan written with them in every partition (before) still
+    resumes with them, and a damaged partition entry is refused by name."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    rows = [{"id": i, "text": text, "n": i if i % 2 else None} for i, text in enumerate(["Paris", "Rome", "Berlin"])]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out"
+    args = ("predict", model, tmp_path / "in.jsonl", out, "--to", "parquet", "--partition-size", "1")
+    cli(*args)
+    saved = json.loads((out / "_plan.json").read_text())
+    assert saved["columns"] == {"id": "int64", "n": "int64"}
+    assert len(saved["partitions"]) == 3 and not any("columns" in p for p in saved["partitions"])
+    schema = pq.read_schema(out / "in-00000000.parquet")
+    # the format before: the types in every partition, none at the top
+    older = {"key": saved["key"], "partitions": [{**p, "columns": saved["columns"]} for p in saved["partitions"]]}
+    (out / "_plan.json").write_text(json.dumps(older))
+    (out / "in-00000000.parquet").unlink()  # its only row has n = None: the type comes from the plan
+    assert "2 of 3 partitions were already written" in cli(*args)
+    assert pq.read_schema(out / "in-00000000.parquet") == schema
+    first = saved["partitions"][0]
+    damaged = [{**saved, "partitions": [p]} for p in (
+        {**first, "duplicates": [3]}, {"name": "in-00000000"}, "in-00000000", {**first, "colour": "red"},
+        {**first, "start": "0"}, {**first, "kind": "csv"}, {**first, "files": "abc"}, {**first, "columns": 5})]
+    damaged += [{**saved, "partitions": {}}, {**saved, "columns": ["id"]}, {**saved, "columns": {"id": 5}},
+                {**saved, "columns": {"id": "bogus"}}, {**saved, "columns": {"id": "arrow:AAAA"}}]
+    for plan_data in damaged:
+        (out / "_plan.json").write_text(json.dumps(plan_data))
+        assert f"{out / '_plan.json'}: is not a plan of predict's" in cli(*args, ok=False), plan_data
+    (out / "_plan.json").unlink()
+    (out / "_plan.json").mkdir()
+    assert f"{out / '_plan.json'}: cannot be read" in cli(*args, ok=False)
 
 
 def test_job_keys_resume_older_plans_but_not_older_brat_plans(model, tmp_path):
