@@ -24,7 +24,12 @@ def monitor_logger_v1(progress_bar: Optional[str] = None, console_output: bool =
                       tensorboard_dir: Optional[str] = None):
     """spacy.ConsoleLogger.v3, and live views of the run.
 
-    progress_bar, console_output, output_file: as in spacy.ConsoleLogger.v3.
+    progress_bar, console_output, output_file: as in spacy.ConsoleLogger.v3,
+        but where output_file holds an earlier run's log (which
+        ConsoleLogger.v3 would keep, logging nothing) that log is kept as
+        NAME.N.jsonl (the first free N) and this run's log written in its
+        place, so that the log, the plot and `evaluate --log` tell of the
+        same run.
     plot (Optional[str]): a PNG of the dev score and the losses against the
         step, redrawn after every evaluation (needs matplotlib: extra [plots]).
     tensorboard_dir (Optional[str]): a folder for TensorBoard event files,
@@ -32,7 +37,6 @@ def monitor_logger_v1(progress_bar: Optional[str] = None, console_output: bool =
         score and per-type P/R/F (extra [tensorboard]; view with
         `tensorboard --logdir DIR`).
     """
-    console = console_logger_v3(progress_bar=progress_bar, console_output=console_output, output_file=output_file)
     writer_class = _summary_writer() if tensorboard_dir else None
     if plot:
         _require_matplotlib()
@@ -40,7 +44,11 @@ def monitor_logger_v1(progress_bar: Optional[str] = None, console_output: bool =
             raise ValueError(Errors.E013.format(path=plot))
 
     def setup(nlp, stdout: IO = sys.stdout, stderr: IO = sys.stderr) -> Tuple[LogStep, Callable[[], None]]:
+        kept = _set_aside(Path(output_file)) if output_file else None  # here, not above: only a run moves it
+        console = console_logger_v3(progress_bar=progress_bar, console_output=console_output, output_file=output_file)
         log_console, finish_console = console(nlp, stdout, stderr)
+        if kept is not None:
+            print(f"ℹ {output_file} held an earlier run's log: kept as {kept}", file=stdout, flush=True)
         score_cols = [c for c, w in nlp.config["training"]["score_weights"].items() if w is not None]
         run = time.strftime(f"run-%Y%m%d-%H%M%S-{os.getpid()}")  # runs into one folder stay apart
         writer = writer_class(log_dir=str(Path(tensorboard_dir) / run)) if writer_class else None
@@ -98,6 +106,18 @@ def scalars(info: Dict[str, Any]) -> Iterator[Tuple[str, float]]:
                 for metric, number in (metrics.items() if isinstance(metrics, dict) else ()):
                     if isinstance(number, (int, float)):
                         yield f"dev/{name}/{label}/{metric}", float(number)
+
+
+def _set_aside(path: Path) -> Optional[Path]:
+    """Move an earlier run's log to NAME.N.SUFFIX (the first free N); the new path."""
+    if not path.is_file():
+        return None
+    n = 1
+    while path.with_name(f"{path.stem}.{n}{path.suffix}").exists():
+        n += 1
+    kept = path.with_name(f"{path.stem}.{n}{path.suffix}")
+    os.replace(path, kept)
+    return kept
 
 
 def _draw(rows: List[Dict], path: Path) -> None:

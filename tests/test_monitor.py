@@ -161,3 +161,26 @@ def test_spacy_train_finds_the_logger_and_draws_the_run(tmp_path):
     assert written["dev/ents_f"] == [(row["step"], round(row["scores"]["ents_f"] / 100, 6)) for row in logged]
     assert [step for step, _ in written["dev/ents_per_type/PERSON/f"]] == [0, 20, 40]
     assert written["dev/ents_f"][-1][1] >= 0.9
+
+
+def test_an_earlier_runs_log_is_kept_aside_and_this_run_logged_whole(tmp_path):
+    """ConsoleLogger.v3 keeps an existing output_file and logs nothing; this
+    logger keeps it as log.N.jsonl and logs the run, so that the log and the
+    curve are the same run's. Resolving the logger (as `debug data` does)
+    moves nothing: only a run does."""
+    nlp = spacy.blank("en")
+    nlp.add_pipe("bilstm_crf_ner")
+    log = tmp_path / "log.jsonl"
+    log.write_text('{"earlier": 1}\n')
+    (tmp_path / "log.1.jsonl").write_text('{"earliest": 0}\n')
+    setup = monitor_logger_v1(output_file=str(log))
+    assert log.read_text() == '{"earlier": 1}\n' and not (tmp_path / "log.2.jsonl").exists()
+    stdout = io.StringIO()
+    log_step, finalize = setup(nlp, stdout, io.StringIO())
+    log_step(info(20, 0.25, 30.0, {}))
+    finalize()
+    assert (tmp_path / "log.2.jsonl").read_text() == '{"earlier": 1}\n'
+    assert (tmp_path / "log.1.jsonl").read_text() == '{"earliest": 0}\n'
+    assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == [20]
+    assert f"held an earlier run's log: kept as {tmp_path / 'log.2.jsonl'}" in stdout.getvalue()
+    assert "Saving logs is disabled" not in stdout.getvalue()
