@@ -11,16 +11,22 @@ import spacy
 import srsly
 from spacy.tokens import Doc
 
-from .documents import (LONGEST_TEXT, check_output, entity_rows, infer_format, input_format, progress_bar, read_docs,
-                        require_input, without_ents, write_docs)
+from .documents import (CONLL_SUFFIXES, LONGEST_TEXT, check_output, entity_rows, infer_format, input_format,
+                        progress_bar, read_docs, require_input, without_ents, write_docs)
 from .errors import FormatError, counted, decode
 from .formats import conll
 from .shards import errors_file
 
 
 def check_pipeline(model: str) -> None:
-    """A one-line error when the model's path exists but is not a pipeline."""
+    """A one-line error when the model is a path but not a pipeline folder."""
     path = Path(model)
+    if path.is_file():
+        raise FormatError(path, None, "is a file: pass the pipeline's folder (the one holding config.cfg, e.g. "
+                                      "training/model-best), or an installed package's name.")
+    if not path.exists() and ("/" in model or "\\" in model or model.startswith(".")):  # a path, not a package
+        raise FormatError(path, None, "no such pipeline folder: pass a folder written by `spacy train` (e.g. "
+                                      "training/model-best) or `nlp.to_disk`, or an installed package's name.")
     if path.exists() and not (path / "config.cfg").is_file():
         raise FormatError(path, None, "not a spaCy pipeline (no config.cfg): pass a folder written by `spacy train` "
                                       "(e.g. training/model-best) or `nlp.to_disk`, or an installed package's name.")
@@ -45,8 +51,8 @@ def convert(input_path: Path, output_path: Path, *, from_format: Optional[str], 
             lang: str, n_sents: int, tag_column: int, scheme: Optional[str], out_scheme: Optional[str],
             encoding: str, overwrite: bool = False) -> None:
     src = infer_format(input_path, from_format, reading=True, flag="--from")
-    dst = infer_format(output_path, to_format, reading=False, flag="--to")
-    if dst == "parquet":
+    dst = infer_format(output_path, to_format, reading=False, flag="--to", formats=("conll", "brat", "spacy", "jsonl"))
+    if dst == "parquet":  # by its name
         raise FormatError(output_path, None, "convert writes spacy, conll, brat or jsonl; Parquet is for predict's "
                                              "records.")
     check_output(output_path, input_path, folder=dst == "brat", read_back=True)
@@ -74,7 +80,7 @@ def predict(model: str, input_path: Path, output_path: Path, *, to_format: Optio
     the predictions, by default as BRAT files beside copies of the texts.
     Records (.txt folders, JSONL, Parquet) to JSONL/Parquet, or with --engine
     ray, go through the record pipeline (scale.py): sharded, resumable."""
-    from .scale import check_engine
+    from .scale import check_engine, require_gpu
 
     if engine is not None:
         check_engine(engine)
@@ -90,8 +96,7 @@ def predict(model: str, input_path: Path, output_path: Path, *, to_format: Optio
                                 score_notes=score_notes)
     if engine == "ray":
         raise FormatError(input_path, None, "--engine ray reads a folder of .txt files, a .jsonl or a .parquet file.")
-    if gpu_id >= 0:
-        spacy.require_gpu(gpu_id)
+    require_gpu(gpu_id)
     nlp = _load(model)
     dst = infer_format(output_path, to_format, reading=False, flag="--to")
     if dst == "parquet":
@@ -119,18 +124,26 @@ def _records_format(input_path: Path, output_path: Path, to_format: Optional[str
     from .records import input_kind
 
     kind = input_kind(input_path)
-    suffix = output_path.suffix.lower()[1:]
-    fmt = to_format or (suffix if suffix in ("jsonl", "parquet") else None)
+    suffix = output_path.suffix.lower()
+    fmt = to_format or (suffix[1:] if suffix in (".jsonl", ".parquet") else None)
     if kind is None or not (kind in ("jsonl", "parquet") or fmt in ("jsonl", "parquet") or engine == "ray"):
         return None
+    named = "spacy" if suffix == ".spacy" else "conll" if suffix in CONLL_SUFFIXES else None
+    if fmt not in (None, "jsonl", "parquet", "brat") or (fmt is None and named):
+        why = f"--to {fmt}" if fmt else f"its name ({suffix}) says {named}"
+        raise FormatError(output_path, None, f"{why}, but records ({kind} input{', --engine ray' if engine else ''}) "
+                                             "are written as jsonl, parquet or brat: name the output .jsonl, "
+                                             ".parquet or a folder, or pass --to jsonl|parquet|brat.")
     return fmt or (kind if kind in ("jsonl", "parquet") else "brat")
 
 
 def _predict_records(model: str, input_path: Path, output_path: Path, fmt: str, *, encoding: str,
                      text_column: str, id_column: str, partition_size: int, **engine_args) -> None:
-    from .records import Options
+    from .records import Options, pyarrow_parquet
     from .scale import predict_records
 
+    if fmt == "parquet":
+        pyarrow_parquet()  # a FormatError naming the extra, before any work
     if output_path.suffix.lower() == f".{fmt}":
         check_output(errors_file(output_path), input_path)
     options = Options(text_column=text_column, id_column=id_column, partition_size=partition_size, encoding=encoding,

@@ -6,7 +6,7 @@ nothing the user gave, and progress bars."""
 import codecs
 import sys
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import srsly
 from spacy.tokens import Doc, DocBin
@@ -19,17 +19,22 @@ from .shards import brat_name, refuse_existing
 
 DOC_FORMATS = ("conll", "brat", "spacy", "jsonl", "parquet")
 CONLL_SUFFIXES = {".conll", ".conllu", ".iob", ".iob2", ".bio", ".bioes", ".tsv", ".txt", ".conll03"}
+INPUT_SUFFIXES = CONLL_SUFFIXES | {".ann", ".conf", ".spacy", ".jsonl", ".parquet"}  # what a folder's readers read
 
 
-def infer_format(path: Path, given: Optional[str], *, reading: bool, flag: Optional[str] = None) -> str:
-    """The format of a path: as given, or from its name and contents. flag:
-    the command's option that names a format, for the error message."""
+def infer_format(path: Path, given: Optional[str], *, reading: bool, flag: Optional[str] = None,
+                 formats: Sequence[str] = DOC_FORMATS) -> str:
+    """The format of a path: as given (one of formats), or from its name and
+    contents. flag: the command's option that names a format, for the
+    error message."""
     if given:
-        usable = [f for f in DOC_FORMATS if not (reading and f in ("jsonl", "parquet"))]
+        usable = [f for f in formats if not (reading and f in ("jsonl", "parquet"))]
         if given not in usable:
-            what = "unknown format" if given not in DOC_FORMATS else "cannot read the format"
+            what = "unknown format" if given not in DOC_FORMATS else f"cannot {'read' if reading else 'write'} the format"
             raise FormatError(path, None, f"{what} {given!r}{' here' if given in DOC_FORMATS else ''}: use one of "
                                           f"{', '.join(usable)}.")
+        if reading:
+            _check_given(path, given, flag or "the format")
         return given
     if path.suffix == ".spacy":
         return "spacy"
@@ -44,6 +49,23 @@ def infer_format(path: Path, given: Optional[str], *, reading: bool, flag: Optio
     names = "a CoNLL file (" + ", ".join(sorted(CONLL_SUFFIXES)) + "), a .spacy file or a BRAT folder"
     how = f"pass {flag} conll|brat|spacy, or name it as" if flag else "name it as"
     raise FormatError(path, None, f"cannot tell the format of this path: {how} {names}.")
+
+
+def _check_given(path: Path, given: str, flag: str) -> None:
+    """A FormatError if an input file is plainly not in the format given for
+    it: BRAT is a folder (or a raw .txt file), and a .spacy or CoNLL name
+    says what the file is."""
+    if not path.is_file():
+        return
+    suffix = path.suffix.lower()
+    named = "spacy" if suffix == ".spacy" else "conll" if suffix in CONLL_SUFFIXES - {".txt"} else None
+    if given == "brat" and suffix != ".txt":
+        raise FormatError(path, None, f"{flag} brat reads a folder of NAME.txt files (with NAME.ann beside them) or "
+                                      f"a raw .txt file, not a {suffix or 'suffix-less'} file"
+                                      f"{f': pass {flag} {named}' if named else ''}.")
+    if named is not None and given != named:
+        raise FormatError(path, None, f"is a {'spaCy DocBin' if named == 'spacy' else 'CoNLL file'} by its name, "
+                                      f"not {given}: pass {flag} {named}, or leave {flag} out.")
 
 
 LONGEST_TEXT = 10**9  # characters: the nlp.max_length of the texts read by the commands
@@ -84,7 +106,8 @@ def read_docs(path: Path, fmt: str, nlp, *, n_sents: int, tag_column: int, schem
         stats = brat.BratStats()
         found = brat.find_documents(path)
         if not found:
-            raise FormatError(path, None, "no BRAT documents (NAME.txt, with NAME.ann beside it) in this folder.")
+            raise FormatError(path, None, "no .txt files (texts, each with its NAME.ann beside it where annotated) in "
+                                          "this folder.")
         docs = [brat.read_brat(p, nlp, root=path, encoding=encoding, stats=stats)
                 for p in progress_bar(found, "Reading BRAT")]
         return docs, {"entities": stats.entities, "notes": dict(stats.notes)}
@@ -165,7 +188,8 @@ def _left_out(docs: List[Doc], fmt: str) -> Dict[str, int]:
         meta = [d.user_data.get(conll.USER_DATA_KEY, {}) for d in docs]
         n = sum(1 for m in meta if m.get("docstart") or any(m.get("columns", [])))
         if n:
-            notes[f"documents whose other CoNLL columns or -DOCSTART- line {fmt} cannot hold, left out"] = n
+            notes[f"documents written without their -DOCSTART- line or other CoNLL columns, which {fmt} cannot "
+                  f"hold"] = n
     if fmt != "spacy":
         n = sum(1 for d in docs if _missing_annotation(d) and not (fmt == "brat" and not d.has_annotation("ENT_IOB")))
         if n:
@@ -203,8 +227,9 @@ def check_output(output: Path, *inputs: Path, model: Optional[str] = None, folde
                  read_back: bool = False) -> None:
     """A FormatError, before any work, if writing the output would destroy
     what the user gave or cannot be done: the output is an input, inside the
-    model's folder, or (read_back: documents a rerun would read as input)
-    inside an input folder; a folder on its path is a file; the output is a
+    model's folder, a file of an input folder of a kind read as input, or
+    (read_back: documents a rerun would read as input) inside an input
+    folder; a folder on its path is a file; the output is a
     folder where a file is written (folder=False) or a file where a folder
     is (folder=True)."""
     target = output.resolve()
@@ -215,6 +240,10 @@ def check_output(output: Path, *inputs: Path, model: Optional[str] = None, folde
         if read_back and path.is_dir() and path.resolve() in target.parents:
             raise FormatError(output, None, f"is inside the input folder {path}: a later run would read the output "
                                             "as input. Give a path outside it.")
+        if (path.is_dir() and path.resolve() in target.parents and output.is_file()
+                and output.suffix.lower() in INPUT_SUFFIXES):
+            raise FormatError(output, None, f"is a file of the input folder {path}, of a kind read as input: writing "
+                                            "the output there would replace it. Give another output path.")
     model_dir = Path(model).resolve() if model is not None and Path(model).is_dir() else None
     if model_dir is not None and (target == model_dir or model_dir in target.parents):
         raise FormatError(output, None, f"is inside the model folder {model}: writing there could replace the "

@@ -20,9 +20,10 @@ class Errors(metaclass=ErrorsWithCodes):
     E004 = ("The {name} component's model has not been initialized. Call "
             "`nlp.initialize()` (or train the pipeline) before using it.")
     E005 = ("Static vectors were requested (`include_static_vectors = true`) but the "
-            "vocab has no vectors. Set `[initialize] vectors` in the config to a "
-            "pipeline or directory with vectors (e.g. built with `spacy init vectors`), "
-            "or set `include_static_vectors = false`.")
+            "vocab has no vectors. Set `[initialize] vectors` in the config (or pass "
+            "`--paths.vectors PATH` to `spacy train`) to a pipeline with vectors, e.g. "
+            "GloVe from `python -m spacy_bilstm_crf init-vectors PATH` or other vectors "
+            "from `spacy init vectors`, or set `include_static_vectors = false`.")
     E006 = ("The vectors of this vocab are in '{mode}' mode; only 'default' vectors "
             "can be used by spacy_bilstm_crf.PretrainedVectors.")
     E007 = "Cannot shrink the {name} component's output from {old} to {new} tags."

@@ -58,7 +58,7 @@ def plot_confusion(matrix: Dict[str, Dict[str, int]], path: Path) -> Path:
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("predicted")
     ax.set_ylabel("gold")
-    ax.set_title("Entities by exact span (counts; colour: share of the gold row)")
+    ax.set_title("Entities by exact span\n(counts; colour: share of the gold row)", fontsize=10)
     fig.colorbar(image, ax=ax, fraction=0.046)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -334,18 +334,18 @@ def _parquet_file(path):
     """pyarrow's ParquetFile, or a FormatError naming a file that is not one."""
     import pyarrow
 
-    pq = _pyarrow_parquet()
+    pq = pyarrow_parquet()
     try:
         return pq.ParquetFile(path)
     except (pyarrow.ArrowException, OSError) as err:
         raise FormatError(path, None, f"not a readable Parquet file ({type(err).__name__}: {err}).") from None
 
 
-def _pyarrow_parquet():
+def pyarrow_parquet():
     try:
         import pyarrow.parquet as pq
     except ImportError:
-        raise FormatError("pyarrow", None, "Parquet needs pyarrow: pip install 'spacy-bilstm-crf[ray]'") from None
+        raise FormatError("pyarrow", None, "Parquet needs pyarrow: pip install 'spacy-bilstm-crf[parquet]'") from None
     return pq
 
 

@@ -47,9 +47,19 @@ def load_pipeline(model: str, gpu_id: int = -1, threads: Optional[int] = None):
         import torch
 
         torch.set_num_threads(threads)
-    if gpu_id >= 0:
-        spacy.require_gpu(gpu_id)
+    require_gpu(gpu_id)
     return spacy.load(model)
+
+
+def require_gpu(gpu_id: int) -> None:
+    """Use GPU gpu_id (none if negative), or a FormatError saying what to install."""
+    if gpu_id < 0:
+        return
+    try:
+        spacy.require_gpu(gpu_id)
+    except ValueError as err:  # thinc: "Cannot use GPU, CuPy is not installed"
+        raise FormatError("--gpu-id", None, f"{err}: pip install 'spacy-bilstm-crf[cuda12x]' on a machine with "
+                                            "CUDA 12, or leave --gpu-id out to run on the CPU.") from None
 
 
 def predict_records(model: str, input_path: Path, output_path: Path, *, fmt: str, options: Options,

@@ -1,4 +1,5 @@
 """python -m spacy_bilstm_crf convert / predict, as a user runs them."""
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -170,7 +171,9 @@ def test_predict_to_jsonl(model, tmp_path):
                                 "score": pytest.approx(float(score), abs=1e-6)}
                                for e, score in zip(doc.ents, doc.spans["bilstm_crf_ner"].attrs["scores"])]
     assert row["entities"] and all(0.0 <= e["score"] <= 1.0 for e in row["entities"])
-    assert "Can't find model" in cli("predict", tmp_path / "nothing", deploy, tmp_path / "o.jsonl", ok=False)
+    assert "nothing: no such pipeline folder" in cli("predict", tmp_path / "nothing", deploy, tmp_path / "o.jsonl",
+                                                     ok=False)
+    assert "Can't find model" in cli("predict", "no_such_package", deploy, tmp_path / "o.jsonl", ok=False)  # spaCy's
 
 
 def test_predict_to_brat_with_score_notes(model, tmp_path):
@@ -366,13 +369,15 @@ def test_paths_that_cannot_be_read_or_written_are_named(model, tmp_path):
     (tmp_path / "conll").mkdir()
     (tmp_path / "conll" / "train.iob").write_text("London B-GPE\n\n")
     (tmp_path / "conll" / "README.md").write_text("not data\n")
-    assert "no BRAT documents" in cli("convert", tmp_path / "conll", tmp_path / "c.spacy", ok=False)
+    assert "no .txt files (texts" in cli("convert", tmp_path / "conll", tmp_path / "c.spacy", ok=False)
     out = cli("convert", tmp_path / "conll", tmp_path / "c.spacy", "--from", "conll")  # README.md is not read
     assert "Read 1 document, 1 sentence, 1 entity" in out
     (tmp_path / "empty").mkdir()
     assert "no CoNLL files" in cli("convert", tmp_path / "empty", tmp_path / "e.spacy", "--from", "conll", ok=False)
     conll = tmp_path / "conll" / "train.iob"
     out = cli("convert", conll, tmp_path / "o.parquet", "--to", "parquet", ok=False)
+    assert "cannot write the format 'parquet' here: use one of conll, brat, spacy, jsonl." in out
+    out = cli("convert", conll, tmp_path / "o.parquet", ok=False)
     assert "convert writes spacy, conll, brat or jsonl" in out and not (tmp_path / "o.parquet").exists()
     (tmp_path / "notmodel").mkdir()
     for command in (("evaluate",), ("predict",)):
@@ -486,10 +491,57 @@ def test_what_the_output_format_cannot_hold_is_counted(tmp_path):
     assert "BRAT annotation lines" not in cli("convert", folder, tmp_path / "a.spacy")  # the DocBin keeps them
     tagged = tmp_path / "pos.iob"
     tagged.write_text("-DOCSTART- -X- O\n\nAda NNP B-PER\nLovelace NNP I-PER\n\n")
-    assert "1 x documents whose other CoNLL columns" in cli("convert", tagged, tmp_path / "pos.jsonl")
+    said = cli("convert", tagged, tmp_path / "pos.jsonl")
+    assert "1 x documents written without their -DOCSTART- line or other CoNLL columns, which jsonl" in said
 
 
 def test_a_conll_txt_with_a_bad_tag_is_read_as_conll_and_named(model, tmp_path):
     typo = tmp_path / "typo.txt"
     typo.write_text("Who O\nis O\nShaka B_PERSON\nKhan I-PERSON\n\n")
     assert f"{typo}:3: invalid entity tag 'B_PERSON'" in cli("predict", model, typo, tmp_path / "out", ok=False)
+
+
+def test_a_new_users_mistakes_are_refused_with_what_to_do(model, tmp_path):
+    """Found by following the README as a new user: a report written over a
+    file of an input folder, records named like CoNLL or a DocBin, a format
+    given that the file plainly is not, a model path that is a file or
+    missing, Parquet without pyarrow, a GPU without CuPy."""
+    texts = tmp_path / "texts"
+    texts.mkdir()
+    (texts / "a.txt").write_text("Who is Shaka Khan?")
+    (tmp_path / "gold.iob").write_text("Shaka B-PERSON\nKhan I-PERSON\n\n")
+    cli("convert", tmp_path / "gold.iob", tmp_path / "gold_brat", "--to", "brat")
+    ann = (tmp_path / "gold_brat" / "doc000000.ann").read_bytes()
+    for args in (("visualize", model, texts, texts / "a.txt"), ("evaluate", model, tmp_path / "gold_brat", "--output",
+                 tmp_path / "gold_brat" / "doc000000.ann"), ("analyze", model, tmp_path / "gold_brat", "--output",
+                 tmp_path / "gold_brat" / "doc000000.txt")):
+        assert "of a kind read as input: writing the output there would replace it" in cli(*args, ok=False)
+    assert (texts / "a.txt").read_text() == "Who is Shaka Khan?"
+    assert (tmp_path / "gold_brat" / "doc000000.ann").read_bytes() == ann
+    cli("evaluate", model, tmp_path / "gold_brat", "--output", tmp_path / "gold_brat" / "scores.json")  # a new file
+    # records go to JSONL, Parquet or BRAT only
+    (tmp_path / "in.jsonl").write_text('{"id": 1, "text": "Who is Shaka Khan?"}\n')
+    for out, extra in (("o.iob", ()), ("o.spacy", ()), ("o", ("--to", "spacy"))):
+        said = cli("predict", model, tmp_path / "in.jsonl", tmp_path / out, *extra, ok=False)
+        assert "are written as jsonl, parquet or brat" in said and not (tmp_path / out).exists()
+    # a format given that the file is not
+    cli("convert", tmp_path / "gold.iob", tmp_path / "gold.spacy")
+    assert "--from brat reads a folder of NAME.txt" in cli("convert", tmp_path / "gold.iob", tmp_path / "x.spacy",
+                                                           "--from", "brat", ok=False)
+    said = cli("convert", tmp_path / "gold.spacy", tmp_path / "x.iob", "--from", "conll", ok=False)
+    assert "is a spaCy DocBin by its name, not conll: pass --from spacy, or leave --from out." in said
+    # model paths
+    said = cli("predict", model / "config.cfg", texts, tmp_path / "p", ok=False)
+    assert "config.cfg: is a file: pass the pipeline's folder" in said
+    assert "no such pipeline folder" in cli("evaluate", tmp_path / "nope" / "model-best", tmp_path / "gold.iob",
+                                             ok=False)
+    # Parquet without pyarrow, a GPU without CuPy: the extra to install
+    blocked = ("import sys; sys.modules['pyarrow'] = sys.modules['pyarrow.parquet'] = None; "
+               "from spacy_bilstm_crf.__main__ import app; app(sys.argv[1:])")
+    result = subprocess.run([sys.executable, "-c", blocked, "predict", str(model), str(texts),
+                             str(tmp_path / "o.parquet")], capture_output=True, text=True)
+    assert result.returncode != 0 and "pip install 'spacy-bilstm-crf[parquet]'" in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "o.parquet").exists()
+    if importlib.util.find_spec("cupy") is None:
+        said = cli("predict", model, texts, tmp_path / "g", "--gpu-id", "0", ok=False)
+        assert "--gpu-id: Cannot use GPU, CuPy is not installed: pip install 'spacy-bilstm-crf[cuda12x]'" in said

@@ -463,7 +463,7 @@ def test_ray_killed_actor_is_retried_each_document_once(model, corpus, tmp_path)
 def test_ray_model_missing_is_one_line(corpus, tmp_path):
     pytest.importorskip("ray")
     out = cli("predict", tmp_path / "nothing", corpus / "docs.jsonl", tmp_path / "out", "--engine", "ray", ok=False)
-    assert "Can't find model" in out and len(out.strip().splitlines()) == 1
+    assert "nothing: no such pipeline folder" in out and len(out.strip().splitlines()) == 1
 
 
 def _free_port():
