@@ -11,6 +11,7 @@ from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from spacy.training.loggers import console_logger_v3
 from spacy.util import registry
+from thinc.api import ConfigValidationError
 
 from .errors import Errors
 from .evaluation import plot_learning_curve
@@ -41,7 +42,7 @@ def monitor_logger_v1(progress_bar: Optional[str] = None, console_output: bool =
     if plot:
         _require_matplotlib()
         if Path(plot).is_dir():
-            raise ValueError(Errors.E013.format(path=plot))
+            raise _setting_error("plot", Errors.E013.format(path=plot))
 
     def setup(nlp, stdout: IO = sys.stdout, stderr: IO = sys.stderr) -> Tuple[LogStep, Callable[[], None]]:
         kept = _set_aside(Path(output_file)) if output_file else None  # here, not above: only a run moves it
@@ -129,11 +130,18 @@ def _draw(rows: List[Dict], path: Path) -> None:
     os.replace(partial, path)
 
 
+def _setting_error(setting: str, message: str) -> ConfigValidationError:
+    """A logger setting that cannot be used, as a config error: `spacy train`
+    shows it in one message, without a traceback."""
+    return ConfigValidationError(errors=[{"loc": ["training", "logger", setting], "msg": message}],
+                                 title="Cannot log as configured", show_config=False)
+
+
 def _summary_writer():
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        raise ImportError(Errors.E012.format(setting="tensorboard_dir", extra="tensorboard")) from None
+        raise _setting_error("tensorboard_dir", Errors.E012.format(setting="tensorboard_dir", extra="tensorboard")) from None
     return SummaryWriter
 
 
@@ -141,4 +149,4 @@ def _require_matplotlib() -> None:
     try:
         importlib.import_module("matplotlib")
     except ImportError:
-        raise ImportError(Errors.E012.format(setting="plot", extra="plots")) from None
+        raise _setting_error("plot", Errors.E012.format(setting="plot", extra="plots")) from None

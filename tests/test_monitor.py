@@ -2,6 +2,7 @@
 curve PNG redrawn at every evaluation and TensorBoard event files."""
 import io
 import json
+import subprocess
 import sys
 from importlib.metadata import entry_points
 
@@ -9,6 +10,7 @@ import pytest
 import spacy
 from spacy import Config
 from spacy.util import registry
+from thinc.api import ConfigValidationError
 
 from spacy_bilstm_crf import evaluation, monitor
 from spacy_bilstm_crf.monitor import curve_row, monitor_logger_v1, scalars
@@ -110,16 +112,32 @@ def test_tensorboard_is_flushed_at_every_evaluation(monkeypatch, tmp_path):
 
 def test_a_missing_package_is_named_with_its_extra(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
-    with pytest.raises(ImportError, match=r"pip install 'spacy-bilstm-crf\[tensorboard\]'.*tensorboard_dir = null"):
+    with pytest.raises(ConfigValidationError, match=r"pip install 'spacy-bilstm-crf\[tensorboard\]'.*"
+                                                    r"tensorboard_dir = null"):
         monitor_logger_v1(tensorboard_dir=str(tmp_path))
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    with pytest.raises(ImportError, match=r"\[plots\]"):
+    with pytest.raises(ConfigValidationError, match=r"\[plots\]"):
         monitor_logger_v1(plot=str(tmp_path / "c.png"))
     monitor_logger_v1()  # the console alone needs neither
 
 
+def test_spacy_train_shows_a_setting_it_cannot_use_without_a_traceback(tmp_path):
+    """A config error, as spaCy's CLI shows one: the setting and what to
+    install, no traceback."""
+    corpus = write_gold_corpus(tmp_path)
+    blocked = ("import sys; sys.modules['torch.utils.tensorboard'] = None; sys.argv = ['spacy', *sys.argv[1:]]; "
+               "from spacy.cli import setup_cli; setup_cli()")
+    result = subprocess.run([sys.executable, "-c", blocked, "train", str(ROOT / "configs" / "bilstm_crf.cfg"),
+                             "--paths.train", str(corpus / "train.spacy"), "--paths.dev", str(corpus / "dev.spacy"),
+                             "--training.logger.tensorboard_dir", str(tmp_path / "tb")],
+                            capture_output=True, text=True)
+    said = result.stdout + result.stderr
+    assert result.returncode != 0 and "Traceback" not in said, said
+    assert "tensorboard_dir" in said and "pip install 'spacy-bilstm-crf[tensorboard]'" in said
+
+
 def test_a_plot_path_that_is_a_folder_is_refused_and_a_failing_draw_stops_drawing_only(tmp_path):
-    with pytest.raises(ValueError, match="is a folder: give the path of the PNG"):
+    with pytest.raises(ConfigValidationError, match="is a folder: give the path of the PNG"):
         monitor_logger_v1(plot=str(tmp_path))
     nlp = spacy.blank("en")
     nlp.add_pipe("bilstm_crf_ner")
