@@ -11,7 +11,7 @@ import spacy
 import srsly
 from spacy.tokens import Doc
 
-from .documents import (CONLL_SUFFIXES, LONGEST_TEXT, check_output, entity_rows, infer_format, input_format,
+from .documents import (LONGEST_TEXT, check_output, entity_rows, format_by_name, infer_format, input_format,
                         progress_bar, read_docs, require_input, without_ents, write_docs)
 from .errors import FormatError, counted, decode
 from .formats import conll
@@ -128,7 +128,7 @@ def _records_format(input_path: Path, output_path: Path, to_format: Optional[str
     fmt = to_format or (suffix[1:] if suffix in (".jsonl", ".parquet") else None)
     if kind is None or not (kind in ("jsonl", "parquet") or fmt in ("jsonl", "parquet") or engine == "ray"):
         return None
-    named = "spacy" if suffix == ".spacy" else "conll" if suffix in CONLL_SUFFIXES else None
+    named = format_by_name(output_path)
     if fmt not in (None, "jsonl", "parquet", "brat") or (fmt is None and named):
         why = f"--to {fmt}" if fmt else f"its name ({suffix}) says {named}"
         raise FormatError(output_path, None, f"{why}, but records ({kind} input{', --engine ray' if engine else ''}) "

@@ -51,6 +51,12 @@ def infer_format(path: Path, given: Optional[str], *, reading: bool, flag: Optio
     raise FormatError(path, None, f"cannot tell the format of this path: {how} {names}.")
 
 
+def format_by_name(path: Path) -> Optional[str]:
+    """"spacy" or "conll" where the file's name says so, else None."""
+    suffix = path.suffix.lower()
+    return "spacy" if suffix == ".spacy" else "conll" if suffix in CONLL_SUFFIXES else None
+
+
 def _check_given(path: Path, given: str, flag: str) -> None:
     """A FormatError if an input file is plainly not in the format given for
     it: BRAT is a folder (or a raw .txt file), and a .spacy or CoNLL name
@@ -58,7 +64,7 @@ def _check_given(path: Path, given: str, flag: str) -> None:
     if not path.is_file():
         return
     suffix = path.suffix.lower()
-    named = "spacy" if suffix == ".spacy" else "conll" if suffix in CONLL_SUFFIXES - {".txt"} else None
+    named = format_by_name(path) if suffix != ".txt" else None  # a .txt file may be raw text
     if given == "brat" and suffix != ".txt":
         raise FormatError(path, None, f"{flag} brat reads a folder of NAME.txt files (with NAME.ann beside them) or "
                                       f"a raw .txt file, not a {suffix or 'suffix-less'} file"
