@@ -11,8 +11,9 @@ import spacy
 import srsly
 from spacy.tokens import Doc
 
-from .documents import (LONGEST_TEXT, check_output, entity_rows, format_by_name, infer_format, input_format,
-                        progress_bar, read_docs, require_input, without_ents, write_docs)
+from .confidence import entity_rows
+from .documents import (LONGEST_TEXT, check_output, format_by_name, infer_format, input_format, progress_bar,
+                        read_docs, require_input, without_ents, write_docs)
 from .errors import FormatError, counted, decode
 from .formats import conll
 from .shards import errors_file

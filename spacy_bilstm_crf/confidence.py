@@ -119,3 +119,11 @@ def entity_scores(doc) -> dict:
         for span, score in zip(group, scores):
             found.setdefault((span.start_char, span.end_char, span.label_), float(score))
     return found
+
+
+def entity_rows(doc) -> List[dict]:
+    """The doc's entities as JSON rows (character offsets, label, text), each
+    with its score from entity_scores, or None where no group scores it."""
+    scores = entity_scores(doc)
+    return [{"start": e.start_char, "end": e.end_char, "label": e.label_, "text": e.text,
+             "score": scores.get((e.start_char, e.end_char, e.label_))} for e in doc.ents]

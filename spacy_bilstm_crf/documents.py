@@ -11,7 +11,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import srsly
 from spacy.tokens import Doc, DocBin
 
-from .confidence import entity_scores
+from .confidence import entity_rows, entity_scores
 from .errors import FormatError
 from .formats import brat, conll
 from .shards import brat_name, refuse_existing
@@ -266,13 +266,6 @@ def check_output(output: Path, *inputs: Path, model: Optional[str] = None, folde
 def _as_json(doc: Doc, i: int) -> Dict:
     name = doc.user_data.get(brat.USER_DATA_KEY, {}).get("name") or f"doc{i:06d}"
     return {"id": name, "text": doc.text, "entities": entity_rows(doc)}
-
-
-def entity_rows(doc: Doc) -> List[Dict]:
-    """The doc's entities as JSON rows, with the score where one was given."""
-    scores = entity_scores(doc)
-    return [{"start": e.start_char, "end": e.end_char, "label": e.label_, "text": e.text,
-             "score": scores.get((e.start_char, e.end_char, e.label_))} for e in doc.ents]
 
 
 def input_format(path: Path, encoding: str) -> str:

@@ -11,6 +11,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Op
 
 from spacy.tokens import Doc
 
+from .confidence import entity_rows
 from .errors import UTF8_BOM, FormatError, utf8_bom
 
 KINDS = {".txt": "txt", ".jsonl": "jsonl", ".parquet": "parquet"}
@@ -366,24 +367,7 @@ def annotate(nlp, records: List[Record], *, batch_size: int) -> Tuple[List[Dict]
 def output_row(record: Record, doc: Doc) -> Dict:
     """One document's row: id, text, entities (character offsets, label, text,
     score or None) and the input's other columns."""
-    scores = entity_scores(doc)
-    entities = [{"start": e.start_char, "end": e.end_char, "label": e.label_, "text": e.text,
-                 "score": scores.get((e.start_char, e.end_char, e.label_))} for e in doc.ents]
-    return {"id": record.id, "text": record.text, "entities": entities, **record.extra}
-
-
-def entity_scores(doc: Doc) -> Dict[Tuple[int, int, str], float]:
-    """Scores by (start_char, end_char, label) from the span groups that carry
-    them in attrs["scores"], aligned with their spans (spaCy's spancat
-    convention); the first group that scores a span wins."""
-    found: Dict[Tuple[int, int, str], float] = {}
-    for group in doc.spans.values():
-        values = group.attrs.get("scores")
-        if values is None:
-            continue
-        for span, score in zip(group, values):
-            found.setdefault((span.start_char, span.end_char, span.label_), float(score))
-    return found
+    return {"id": record.id, "text": record.text, "entities": entity_rows(doc), **record.extra}
 
 
 def labelled_rows(rows: Iterable[Dict]) -> int:

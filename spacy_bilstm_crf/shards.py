@@ -288,14 +288,14 @@ def _read_plan(path: Path) -> Tuple[Dict, List[Partition]]:
     FormatError naming it."""
     try:
         saved = json.loads(path.read_bytes())
-        columns = saved.get("columns")
+        columns = saved.get("columns")  # None in a plan of the format before
+        if not (isinstance(saved["key"], dict) and isinstance(saved["partitions"], list)
+                and (columns is None or isinstance(columns, dict) and all(isinstance(c, str) for c in columns))):
+            raise ValueError
         parts = [Partition.from_dict(p) for p in saved["partitions"]]
         for part in parts:
             part.columns = part.columns if columns is None else columns
-        types = {v for part in parts for v in part.columns.values()}
-        if not (isinstance(saved["key"], dict) and isinstance(saved["partitions"], list)
-                and (columns is None or isinstance(columns, dict) and all(isinstance(c, str) for c in columns))
-                and all(map(is_column_type, types))):
+        if not all(map(is_column_type, {v for part in parts for v in part.columns.values()})):
             raise ValueError
     except OSError as err:
         raise FormatError(path, None, f"cannot be read ({err.strerror or err}): it is the plan of the job in this "
